@@ -1,0 +1,239 @@
+package wschan
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// AcceptOptions configure Accept. The zero value (or nil) means every
+// default. Accept copies the struct.
+type AcceptOptions struct {
+	// Subprotocols the server speaks. The first protocol in the client's
+	// offer that is in this list is selected. Default: none (the handshake
+	// succeeds without a subprotocol, whatever the client offers).
+	Subprotocols []string
+
+	// SelectSubprotocol, when set, replaces Subprotocols: it gets the
+	// client's offer in order and returns the one to use, or "" for none. It
+	// must return one of offered (anything else selects none).
+	SelectSubprotocol func(r *http.Request, offered []string) string
+
+	// OriginPatterns allow cross-origin browser requests whose Origin host
+	// matches one of these path.Match patterns (case-insensitive), e.g.
+	// "example.com" or "*.example.com"; "*" allows every origin. Requests
+	// without an Origin header (non-browser clients) and same-origin
+	// requests are always allowed. Default: same origin only, which stops
+	// other web sites from using a visitor's cookies on this endpoint.
+	OriginPatterns []string
+
+	// EnableCompression negotiates permessage-deflate (RFC 7692) when the
+	// client offers it. Default off.
+	EnableCompression bool
+
+	// ReadLimit, PingInterval, PingTimeout, CloseTimeout, OnMessage and
+	// OnStateChange mean what they mean in DialOptions, with the same
+	// defaults.
+	ReadLimit     int64
+	PingInterval  time.Duration
+	PingTimeout   time.Duration
+	CloseTimeout  time.Duration
+	OnMessage     func(ch *Channel, m Message)
+	OnStateChange func(s State, err error)
+}
+
+func (o *AcceptOptions) settings() settings {
+	return settings{
+		readLimit:     engineReadLimit(o.ReadLimit),
+		pingInterval:  durationOr(o.PingInterval, DefaultPingInterval),
+		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
+		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),
+		onMessage:     o.OnMessage,
+		onStateChange: o.OnStateChange,
+	}
+}
+
+// Accept completes the server side of the opening handshake on an HTTP
+// request and returns the connection as a Channel. Call it from an
+// http.Handler; the handler may return as soon as Accept has, the channel
+// lives on its own goroutine until it ends.
+//
+// When the request is not an acceptable WebSocket handshake, Accept writes
+// the HTTP error response itself (400, 403, 405 or 426, with a one-line
+// explanation) and returns an error matching ErrNotWebSocket or
+// ErrOriginNotAllowed.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Channel, error) {
+	var o AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
+	if status, msg := checkUpgrade(r); status != 0 {
+		if status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+			w.Header().Set("Connection", "Upgrade")
+			w.Header().Set("Upgrade", "websocket")
+		}
+		if status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodGet)
+		}
+		http.Error(w, msg, status)
+		return nil, fmt.Errorf("wschan: accept: %w: %s", ErrNotWebSocket, msg)
+	}
+	if err := checkOrigin(r, o.OriginPatterns); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	protocol := selectProtocol(r, &o)
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "WebSocket upgrade is not possible on this connection", http.StatusInternalServerError)
+		return nil, fmt.Errorf("wschan: accept: hijack: %w", err)
+	}
+	_ = conn.SetDeadline(time.Time{}) // the http.Server's timeouts do not apply any more
+	nc := &netConn{Conn: conn}
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Frames the client sent right behind its request.
+		pre, _ := brw.Reader.Peek(n)
+		nc.pre = slices.Clone(pre)
+	}
+	brw.Reader.Reset(nc)
+	if protocol != "" {
+		nc.injectHeader = "Sec-WebSocket-Protocol: " + protocol + "\r\n"
+	}
+	set := o.settings()
+	ch := newChannel(set, false)
+	up := upgraderFor(upgraderKey{compression: o.EnableCompression, readLimit: set.readLimit})
+	ws, err := up.UpgradeFromConn(nc, brw.Reader, r)
+	if err != nil {
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	nc.upgraded.Store(true)
+	c := newWSConn(ch, nc)
+	c.ws = ws
+	c.protocol = protocol
+	bind(ws, c)
+	ch.attach(c)
+	ch.setState(StateOpen, nil)
+	go c.run()
+	return ch, nil
+}
+
+// IsWebSocketUpgrade reports whether r asks for a WebSocket upgrade, so one
+// URL can serve both a web page and a WebSocket endpoint.
+func IsWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// checkUpgrade validates the handshake request (RFC 6455, section 4.2.1) and
+// returns the HTTP status and message to refuse it with, or 0.
+func checkUpgrade(r *http.Request) (int, string) {
+	if !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 {
+		return http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1, got " + r.Proto
+	}
+	if r.Method != http.MethodGet {
+		return http.StatusMethodNotAllowed, "WebSocket handshake must use GET, got " + r.Method
+	}
+	if !IsWebSocketUpgrade(r) {
+		return http.StatusUpgradeRequired, "this is a WebSocket endpoint: connect with a WebSocket client (Connection: Upgrade, Upgrade: websocket)"
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		return http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13", v)
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+		return http.StatusBadRequest, "missing or invalid Sec-WebSocket-Key"
+	}
+	return 0, ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkOrigin applies the origin policy described at AcceptOptions.OriginPatterns.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%w: malformed Origin %q", ErrOriginNotAllowed, origin)
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		if p == "*" {
+			return nil
+		}
+		if ok, err := path.Match(p, host); err != nil {
+			return fmt.Errorf("wschan: bad origin pattern %q: %w", p, err)
+		} else if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s (allow it with AcceptOptions.OriginPatterns)", ErrOriginNotAllowed, origin)
+}
+
+// offeredProtocols splits the client's Sec-WebSocket-Protocol headers.
+func offeredProtocols(r *http.Request) []string {
+	var out []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func selectProtocol(r *http.Request, o *AcceptOptions) string {
+	offered := offeredProtocols(r)
+	if len(offered) == 0 {
+		return ""
+	}
+	if o.SelectSubprotocol != nil {
+		if p := o.SelectSubprotocol(r, offered); slices.Contains(offered, p) && validToken(p) {
+			return p
+		}
+		return ""
+	}
+	for _, p := range offered {
+		if slices.Contains(o.Subprotocols, p) && validToken(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// validToken reports whether s is an HTTP token (RFC 7230), as a subprotocol
+// name must be; it keeps header injection out of the response.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,274 @@
+package wschan
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// streamBuffer is how many received messages wait for the consumer before
+// the channel stops reading from the socket (back-pressure to the peer).
+const streamBuffer = 16
+
+// Channel is a WebSocket connection seen as a stream of incoming messages
+// (Read, Messages) and a sink for outgoing ones (Send, SendText), on the
+// client (Dial) and server (Accept) side alike.
+//
+// All methods are safe for concurrent use. Messages are delivered in the
+// order they arrived, to one reader at a time; sends from many goroutines
+// are written whole, one after another, in the order they take the write
+// lock.
+//
+// A Channel reads from its socket on a goroutine of its own, which also
+// answers pings and the peer's close frame. The goroutine ends when the
+// channel does; Close waits for it.
+type Channel struct {
+	set    settings
+	client bool
+
+	msgs      chan Message  // the stream; closed after the last message
+	done      chan struct{} // closed when the channel has ended
+	closing   chan struct{} // closed when Close starts
+	closeOnce sync.Once
+
+	cur atomic.Pointer[wsconn] // the connection in use (nil while reconnecting)
+	rtt atomic.Int64
+	rc  *reconnector // nil unless the channel reconnects
+
+	mu       sync.Mutex
+	state    State
+	protocol string
+	code     StatusCode
+	reason   string
+	err      error
+}
+
+func newChannel(set settings, client bool) *Channel {
+	return &Channel{
+		set:     set,
+		client:  client,
+		msgs:    make(chan Message, streamBuffer),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
+	}
+}
+
+// attach makes c the channel's connection and starts serving it.
+func (ch *Channel) attach(c *wsconn) {
+	ch.mu.Lock()
+	ch.protocol = c.protocol
+	ch.mu.Unlock()
+	ch.cur.Store(c)
+}
+
+// setState records a state change and reports it to OnStateChange.
+func (ch *Channel) setState(s State, err error) {
+	ch.mu.Lock()
+	if ch.state == s || ch.state == StateClosed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.state = s
+	ch.mu.Unlock()
+	if f := ch.set.onStateChange; f != nil {
+		f(s, err)
+	}
+}
+
+// connEnded is called by a connection when it is over.
+func (ch *Channel) connEnded(c *wsconn) {
+	ch.cur.CompareAndSwap(c, nil)
+	if ch.rc != nil {
+		return // the reconnector waits on c.ended and decides
+	}
+	ch.finish(c.endCode, c.endReason, c.endErr)
+}
+
+// finish ends the channel. The caller guarantees nothing sends on msgs
+// any more.
+func (ch *Channel) finish(code StatusCode, reason string, err error) {
+	ch.mu.Lock()
+	if ch.err != nil {
+		ch.mu.Unlock()
+		return
+	}
+	ch.code, ch.reason, ch.err = code, reason, err
+	ch.mu.Unlock()
+	close(ch.msgs)
+	close(ch.done)
+	ch.setState(StateClosed, err)
+}
+
+// Read returns the next message. It blocks until one arrives, the channel
+// ends, or ctx ends. After the channel has ended and every message received
+// before the end has been read, Read returns the error that ended it (see Err).
+func (ch *Channel) Read(ctx context.Context) (Message, error) {
+	select {
+	case m, ok := <-ch.msgs:
+		if ok {
+			return m, nil
+		}
+		return Message{}, ch.Err()
+	default:
+	}
+	select {
+	case m, ok := <-ch.msgs:
+		if ok {
+			return m, nil
+		}
+		return Message{}, ch.Err()
+	case <-ctx.Done():
+		return Message{}, fmt.Errorf("wschan: read: %w", ctx.Err())
+	}
+}
+
+// Messages returns an iterator over incoming messages, for use with range.
+// The loop ends when the channel ends (then Err says why) or ctx ends; a
+// break leaves the channel open.
+//
+// Why an iterator and not a receive-only Go channel: a range-over-func loop
+// pulls one message at a time on the caller's goroutine, so a slow consumer
+// slows the peer through TCP instead of growing a buffer, no extra goroutine
+// is started or leaked when the loop stops early, and the reason the stream
+// ended is one call away (Err) instead of a second channel to watch. Code
+// that needs select can use Read with a context, or Done.
+func (ch *Channel) Messages(ctx context.Context) iter.Seq[Message] {
+	return func(yield func(Message) bool) {
+		for {
+			m, err := ch.Read(ctx)
+			if err != nil || !yield(m) {
+				return
+			}
+		}
+	}
+}
+
+// Send writes one message of type typ. It returns when the message has been
+// handed to the operating system (for a reconnecting channel that is
+// disconnected: when it is in the send buffer). A text message must be valid
+// UTF-8, or Send returns ErrInvalidUTF8 and sends nothing.
+//
+// ctx bounds the wait for a peer that does not read. If ctx ends while a
+// message is half written, the connection cannot continue: it is dropped
+// and the channel ends with ErrConnectionLost.
+func (ch *Channel) Send(ctx context.Context, typ MessageType, data []byte) error {
+	if typ != Text && typ != Binary {
+		return fmt.Errorf("wschan: send: unknown message type %d", int(typ))
+	}
+	if typ == Text && !utf8.Valid(data) {
+		return ErrInvalidUTF8
+	}
+	if ch.rc != nil {
+		return ch.rc.send(ctx, typ, data)
+	}
+	c := ch.cur.Load()
+	if c == nil {
+		return fmt.Errorf("wschan: send: %w", ch.Err())
+	}
+	return c.write(ctx, typ, data)
+}
+
+// SendText sends s as a text message; see Send.
+func (ch *Channel) SendText(ctx context.Context, s string) error {
+	return ch.Send(ctx, Text, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// Close sends a close frame with code and reason after every message
+// already accepted by Send, waits for the peer's close frame, then closes
+// the connection and returns. It waits at most the close timeout
+// (DefaultCloseTimeout unless set in the options) for the peer, so Close
+// returns within about that bound; on a reconnecting channel that is still
+// connecting it returns at once.
+//
+// code must be sendable (see StatusCode.Sendable) and reason at most
+// MaxCloseReason bytes of UTF-8, or Close returns ErrInvalidClose and does
+// nothing. Closing a channel that has already ended does nothing and
+// returns nil. After Close, the channel's Err is ErrClosed and CloseCode
+// reports code.
+//
+// A reconnecting channel that ends with messages still in its send buffer
+// returns an *UndeliveredError holding them.
+func (ch *Channel) Close(code StatusCode, reason string) error {
+	if err := checkClose(code, reason); err != nil {
+		return err
+	}
+	first := false
+	ch.closeOnce.Do(func() {
+		first = true
+		close(ch.closing)
+	})
+	if !first {
+		<-ch.done
+		return nil
+	}
+	if ch.rc != nil {
+		return ch.rc.close(code, reason)
+	}
+	if c := ch.cur.Load(); c != nil {
+		return c.closeHandshake(code, reason)
+	}
+	return nil
+}
+
+// Done returns a channel that is closed when the Channel has ended.
+func (ch *Channel) Done() <-chan struct{} { return ch.done }
+
+// Err returns nil while the channel is open, and afterwards the error that
+// ended it. Use errors.Is and errors.As to tell the cases apart:
+//
+//   - ErrClosed: this side called Close;
+//   - *CloseError with Remote set: the peer sent a close frame (code and
+//     reason inside; 1005 when the frame had no status);
+//   - ErrProtocol or ErrMessageTooBig: the peer broke the protocol or the
+//     read limit, and this side closed with the code in the *CloseError;
+//   - ErrTimeout: the peer stopped answering pings (code 1006);
+//   - ErrConnectionLost: the transport failed without a close frame (1006).
+func (ch *Channel) Err() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.err
+}
+
+// CloseCode returns the status code the channel ended with: the peer's code
+// when the peer closed, the code sent when this side closed, 1005 for a close
+// frame without status, and 1006 when the connection ended without a close
+// frame. It is 0 while the channel is open.
+func (ch *Channel) CloseCode() StatusCode {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.code
+}
+
+// CloseReason returns the reason that came with CloseCode, if any.
+func (ch *Channel) CloseReason() string {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.reason
+}
+
+// Protocol returns the subprotocol negotiated in the handshake, or "" if
+// none was.
+func (ch *Channel) Protocol() string {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.protocol
+}
+
+// State returns the channel's current state.
+func (ch *Channel) State() State {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.state
+}
+
+// RTT returns the round-trip time measured by the last answered keepalive
+// ping, or 0 if none has been answered yet.
+func (ch *Channel) RTT() time.Duration { return time.Duration(ch.rtt.Load()) }
+
+// finishWith ends the channel the way connection c ended.
+func (ch *Channel) finishWith(c *wsconn) { ch.finish(c.endCode, c.endReason, c.endErr) }

@@ -1,0 +1,308 @@
+package wschan
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lxzan/gws"
+)
+
+// settings are the per-channel knobs shared by Dial and Accept, with
+// defaults filled in.
+type settings struct {
+	readLimit     int
+	pingInterval  time.Duration // 0: no pings
+	pingTimeout   time.Duration // 0: pings only measure RTT
+	closeTimeout  time.Duration
+	onMessage     func(*Channel, Message)
+	onStateChange func(State, error)
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// wsconn is one WebSocket connection under a Channel. A plain channel has
+// one for its whole life; a reconnecting channel has one per connection.
+type wsconn struct {
+	ch       *Channel
+	ws       *gws.Conn
+	nc       *netConn
+	protocol string
+
+	localClose atomic.Bool  // this side started the closing handshake
+	timedOut   atomic.Bool  // the dead-peer check ended the connection
+	blocked    atomic.Bool  // the read loop waits for the stream's consumer
+	inCallback atomic.Bool  // the read loop is inside an OnMessage callback
+	aborted    atomic.Value // error: a Send's context ended mid-write
+
+	// keepalive
+	kmu      sync.Mutex
+	timer    *time.Timer
+	kstopped bool
+	pingAt   atomic.Int64 // monotime of the last ping sent, 0 if none
+	ponged   atomic.Bool  // the last ping was answered
+
+	ended     chan struct{} // closed when the connection is over
+	endCode   StatusCode
+	endReason string
+	endErr    error
+}
+
+func newWSConn(ch *Channel, nc *netConn) *wsconn {
+	return &wsconn{ch: ch, nc: nc, ended: make(chan struct{})}
+}
+
+// run serves the connection on the calling goroutine until it ends.
+func (c *wsconn) run() {
+	c.nc.lastRead.Store(monotime())
+	c.startKeepalive()
+	defer func() {
+		// The engine panics on some malformed frames (for example a 64-bit
+		// length with the top bit set). Fail the connection as a protocol
+		// error instead of taking the process down.
+		if r := recover(); r != nil {
+			_ = c.ws.WriteClose(uint16(StatusProtocolError), nil)
+			c.end(fmt.Errorf("%w: malformed frame (%v)", ErrProtocol, r))
+		}
+	}()
+	c.ws.ReadLoop()
+}
+
+func (c *wsconn) deliver(m *gws.Message) {
+	typ := MessageType(m.Opcode)
+	if f := c.ch.set.onMessage; f != nil {
+		c.inCallback.Store(true)
+		f(c.ch, Message{Type: typ, Data: m.Bytes()})
+		c.inCallback.Store(false)
+		_ = m.Close()
+		return
+	}
+	// The stream takes ownership of the engine's buffer: no copy.
+	msg := Message{Type: typ, Data: m.Bytes()}
+	select {
+	case c.ch.msgs <- msg:
+		return
+	default:
+	}
+	c.blocked.Store(true)
+	select {
+	case c.ch.msgs <- msg:
+	case <-c.ch.closing:
+		// Close was called: nobody will read this message.
+	}
+	c.blocked.Store(false)
+	c.nc.lastRead.Store(monotime())
+}
+
+// write sends one data message. ctx bounds a write blocked on a peer that
+// does not read; if it ends mid-frame the connection cannot continue and is
+// dropped.
+func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wschan: send: %w", err)
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			c.aborted.Store(ctx.Err())
+			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
+		})
+	}
+	err := c.ws.WriteMessage(gws.Opcode(typ), data)
+	if stop != nil && !stop() && err != nil {
+		return fmt.Errorf("wschan: send: %w", ctx.Err())
+	}
+	if err == nil {
+		return nil
+	}
+	return c.sendErr(err)
+}
+
+func (c *wsconn) sendErr(err error) error {
+	select {
+	case <-c.ended:
+		return fmt.Errorf("wschan: send: %w", c.endErr)
+	default:
+	}
+	if c.localClose.Load() {
+		return fmt.Errorf("wschan: send: %w", ErrClosed)
+	}
+	return fmt.Errorf("wschan: send: %w: %w", ErrConnectionLost, err)
+}
+
+// closeHandshake sends a close frame and waits, up to the close timeout, for
+// the peer's close frame; then the socket is closed.
+func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
+	select {
+	case <-c.ended:
+		return nil
+	default:
+	}
+	c.localClose.Store(true)
+	c.nc.hold.Store(true)
+	// One deadline bounds a write stuck behind a slow peer, the close frame
+	// itself, and the wait for the peer's answer.
+	_ = c.nc.SetDeadline(time.Now().Add(c.ch.set.closeTimeout))
+	err := c.ws.WriteClose(uint16(code), []byte(reason))
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		c.nc.hold.Store(false)
+		_ = c.nc.forceClose()
+	}
+	if c.inCallback.Load() {
+		// Called from an OnMessage callback: the read loop is this goroutine
+		// and finishes the handshake when the callback returns.
+		return nil
+	}
+	<-c.ended
+	return nil
+}
+
+// end runs once, when the engine's read loop is over.
+func (c *wsconn) end(err error) {
+	select {
+	case <-c.ended:
+		return
+	default:
+	}
+	c.stopKeepalive()
+	c.nc.hold.Store(false)
+	_ = c.nc.forceClose()
+	c.endCode, c.endReason, c.endErr = c.classify(err)
+	close(c.ended)
+	c.ch.connEnded(c)
+}
+
+// classify turns the engine's reason for ending into the channel's close
+// code, reason and error.
+func (c *wsconn) classify(err error) (StatusCode, string, error) {
+	var gce *gws.CloseError
+	if errors.As(err, &gce) { // the peer sent a close frame
+		code, reason := StatusCode(gce.Code), string(gce.Reason)
+		if gce.Code == 0 {
+			return StatusNoStatusReceived, "", &CloseError{Code: StatusNoStatusReceived, Remote: true}
+		}
+		if code.Sendable() && utf8.ValidString(reason) {
+			return code, reason, &CloseError{Code: code, Reason: reason, Remote: true}
+		}
+		sent, sentReason, ok := c.nc.sent()
+		if !ok {
+			sent = StatusProtocolError
+		}
+		return sent, sentReason, fmt.Errorf("%w: invalid close frame (code %d): %w", ErrProtocol, gce.Code,
+			&CloseError{Code: sent, Reason: sentReason})
+	}
+	if errors.Is(err, ErrProtocol) { // recovered engine panic
+		return StatusProtocolError, "", fmt.Errorf("%w", err)
+	}
+	if c.localClose.Load() {
+		code, reason, _ := c.nc.sent()
+		return code, reason, ErrClosed
+	}
+	if c.timedOut.Load() {
+		return StatusAbnormalClosure, "", fmt.Errorf("%w: peer did not answer a ping within %v", ErrTimeout, c.ch.set.pingTimeout)
+	}
+	if a, ok := c.aborted.Load().(error); ok {
+		return StatusAbnormalClosure, "", fmt.Errorf("%w: send abandoned mid-message: %w", ErrConnectionLost, a)
+	}
+	if code, reason, ok := c.nc.sent(); ok {
+		ce := &CloseError{Code: code, Reason: reason}
+		switch code {
+		case StatusMessageTooBig:
+			return code, reason, fmt.Errorf("%w: %w", ErrMessageTooBig, ce)
+		case StatusProtocolError, StatusInvalidFramePayloadData, StatusUnsupportedData,
+			StatusPolicyViolation, StatusMandatoryExtension, StatusInternalError:
+			return code, reason, fmt.Errorf("%w: %w", ErrProtocol, ce)
+		}
+	}
+	return StatusAbnormalClosure, "", fmt.Errorf("%w: %w", ErrConnectionLost, err)
+}
+
+// Keepalive: a timer (no goroutine while it waits) sends a ping every
+// interval; a ping that gets no answer, while nothing else arrives and the
+// read loop is free to read, for pingTimeout ends the connection.
+
+func (c *wsconn) startKeepalive() {
+	iv := c.ch.set.pingInterval
+	if iv <= 0 {
+		return
+	}
+	c.kmu.Lock()
+	c.timer = time.AfterFunc(iv, c.tick)
+	c.kmu.Unlock()
+}
+
+func (c *wsconn) stopKeepalive() {
+	c.kmu.Lock()
+	c.kstopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.kmu.Unlock()
+}
+
+func (c *wsconn) tick() {
+	iv, to := c.ch.set.pingInterval, c.ch.set.pingTimeout
+	now := monotime()
+	at := c.pingAt.Load()
+	var next time.Duration
+	var ping bool
+	switch {
+	case at != 0 && to > 0 && !c.alive(at) && now-at >= int64(to):
+		c.timedOut.Store(true)
+		_ = c.nc.forceClose()
+		return
+	case at != 0 && to > 0 && !c.alive(at):
+		next = time.Duration(at + int64(to) - now)
+	case at == 0 || now-at >= int64(iv):
+		ping = true
+		next = iv
+		if to > 0 && to < iv {
+			next = to
+		}
+	default:
+		next = time.Duration(at + int64(iv) - now)
+	}
+	if ping {
+		var p [8]byte
+		binary.BigEndian.PutUint64(p[:], uint64(now))
+		c.ponged.Store(false)
+		c.pingAt.Store(now)
+		_ = c.ws.WritePing(p[:])
+	}
+	c.kmu.Lock()
+	if !c.kstopped {
+		c.timer.Reset(next)
+	}
+	c.kmu.Unlock()
+}
+
+// alive reports whether the peer showed signs of life since the ping at at.
+func (c *wsconn) alive(at int64) bool {
+	return c.ponged.Load() || c.blocked.Load() || c.inCallback.Load() || c.nc.lastRead.Load() > at
+}
+
+func (c *wsconn) pong(p []byte) {
+	if len(p) != 8 {
+		return
+	}
+	at := int64(binary.BigEndian.Uint64(p))
+	if at != c.pingAt.Load() || c.ponged.Load() {
+		return
+	}
+	c.ponged.Store(true)
+	c.ch.rtt.Store(monotime() - at)
+}

@@ -1,0 +1,362 @@
+package wschan
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// ErrInvalidURL is returned by Dial for a URL it cannot connect to: not
+// parseable, a scheme other than ws, wss, http or https, or no host.
+var ErrInvalidURL = errors.New("wschan: invalid WebSocket URL")
+
+// DialOptions configure Dial. The zero value (or nil) means every default.
+// Dial copies the struct; changing it afterwards has no effect.
+type DialOptions struct {
+	// Header holds extra request headers for the opening handshake, such as
+	// Authorization, Cookie or Origin.
+	Header http.Header
+
+	// Subprotocols are offered to the server in order of preference. The
+	// server's choice is reported by Channel.Protocol; a server that picks
+	// one not offered fails the handshake. Default: none offered.
+	Subprotocols []string
+
+	// HandshakeTimeout bounds the whole opening: TCP connect, proxy, TLS and
+	// the HTTP upgrade. Default DefaultHandshakeTimeout (10s). The context
+	// passed to Dial can end it sooner.
+	HandshakeTimeout time.Duration
+
+	// TLSConfig is used for wss:// URLs. Default: the system roots and the
+	// URL's host name.
+	TLSConfig *tls.Config
+
+	// Proxy returns the HTTP proxy to tunnel through (with CONNECT) for a
+	// request, or nil for a direct connection. Default:
+	// http.ProxyFromEnvironment, which honours HTTP_PROXY, HTTPS_PROXY and
+	// NO_PROXY (ws:// uses the HTTP proxy, wss:// the HTTPS one; loopback
+	// addresses never go through a proxy).
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// NetDial opens the TCP connection (to the proxy, when there is one).
+	// Default: a net.Dialer.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// EnableCompression offers permessage-deflate (RFC 7692). Default off.
+	EnableCompression bool
+
+	// ReadLimit is the largest message accepted, in bytes; a larger one
+	// closes the channel with 1009. Default DefaultReadLimit (32 MiB);
+	// negative means the engine's maximum (2 GiB).
+	ReadLimit int64
+
+	// PingInterval is how often a keepalive ping is sent; RTT reports the
+	// last answer. Default DefaultPingInterval (30s); negative disables
+	// keepalive.
+	PingInterval time.Duration
+
+	// PingTimeout is how long a ping may go unanswered, while nothing else
+	// arrives, before the peer is declared dead and the channel ends with
+	// ErrTimeout and code 1006. Default DefaultPingTimeout (15s); negative
+	// disables the dead-peer check but keeps the pings.
+	PingTimeout time.Duration
+
+	// CloseTimeout bounds Close: how long it waits for the peer's close frame
+	// (and for writes queued before it). Default DefaultCloseTimeout (5s).
+	CloseTimeout time.Duration
+
+	// OnMessage, when set, is called for each message on the channel's read
+	// goroutine instead of delivering it to Read and Messages: no hand-off
+	// between goroutines, no allocation. m.Data is only valid during the call.
+	// While it runs no further message is read; calling Send from it is fine.
+	OnMessage func(ch *Channel, m Message)
+
+	// OnStateChange, when set, is called on every state change with the new
+	// state and, for StateReconnecting and StateClosed, the error that caused
+	// it. It runs on the channel's goroutines and must not block.
+	OnStateChange func(s State, err error)
+
+	// Reconnect, when set, makes the channel redial after an abnormal end;
+	// see ReconnectOptions. Default nil: the channel ends with its connection.
+	Reconnect *ReconnectOptions
+}
+
+func (o *DialOptions) settings() settings {
+	return settings{
+		readLimit:     engineReadLimit(o.ReadLimit),
+		pingInterval:  durationOr(o.PingInterval, DefaultPingInterval),
+		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
+		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),
+		onMessage:     o.OnMessage,
+		onStateChange: o.OnStateChange,
+	}
+}
+
+// Dial opens a WebSocket connection to rawURL (ws:// or wss://; http:// and
+// https:// are taken as their WebSocket equivalents) and returns it as a
+// Channel. ctx bounds the opening handshake only, not the channel's life.
+//
+// Errors: ErrInvalidURL for a bad URL; *HandshakeError (errors.As) when the
+// server answered but not with a WebSocket upgrade; ErrTimeout when
+// HandshakeTimeout or ctx's deadline passed; ctx.Err() when ctx was
+// cancelled; otherwise the network or TLS error, wrapped.
+//
+// With opts.Reconnect set, Dial only checks the URL and options and returns
+// at once; the channel connects in the background (see ReconnectOptions).
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Channel, error) {
+	var o DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	ch := newChannel(o.settings(), true)
+	if o.Reconnect != nil {
+		startReconnector(ch, u, &o)
+		return ch, nil
+	}
+	c, err := dialConn(ctx, u, &o, ch)
+	if err != nil {
+		return nil, err
+	}
+	ch.attach(c)
+	ch.setState(StateOpen, nil)
+	go c.run()
+	return ch, nil
+}
+
+// parseURL checks a WebSocket URL and normalises its scheme to ws or wss.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "http":
+		u.Scheme = "ws"
+	case "wss", "https":
+		u.Scheme = "wss"
+	case "":
+		return nil, fmt.Errorf("%w: %q has no scheme (write ws://%s or wss://%s)", ErrInvalidURL, raw, raw, raw)
+	default:
+		return nil, fmt.Errorf("%w: scheme %q is not ws, wss, http or https", ErrInvalidURL, u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: %q has no host", ErrInvalidURL, raw)
+	}
+	if p := u.Port(); p != "" {
+		for _, r := range p {
+			if r < '0' || r > '9' {
+				return nil, fmt.Errorf("%w: port %q is not a number", ErrInvalidURL, p)
+			}
+		}
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "wss" || u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// dialConn performs one opening handshake and returns the connection, not
+// yet running.
+func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *wsconn, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("wschan: dial %s: %w", u.Redacted(), err)
+		}
+	}()
+	timeout := durationOr(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	raw, err := openTransport(ctx, u, o)
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	nc := &netConn{Conn: raw}
+	nc.hold.Store(true) // keep the socket if the engine gives up: the error body is read below
+	stop := context.AfterFunc(ctx, func() { _ = nc.forceClose() })
+	defer func() {
+		if !stop() && err == nil {
+			err = ctxErr(ctx, ctx.Err())
+		}
+		if err != nil {
+			_ = nc.forceClose()
+		}
+	}()
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+
+	opt := clientOption(u.String(), o, ch.set.readLimit)
+	opt.HandshakeTimeout = time.Until(deadline)
+	opt.RequestHeader = o.Header.Clone()
+	if opt.RequestHeader == nil {
+		opt.RequestHeader = http.Header{}
+	}
+	if len(o.Subprotocols) > 0 {
+		// Set under the non-canonical key on purpose: the engine would insist
+		// that the server pick one; RFC 6455 lets it pick none.
+		opt.RequestHeader.Del("Sec-WebSocket-Protocol")
+		opt.RequestHeader["Sec-WebSocket-Protocol"] = []string{strings.Join(o.Subprotocols, ", ")}
+	}
+	ws, resp, err := gws.NewClientFromConn(handler{}, opt, nc)
+	if err != nil {
+		if resp != nil && ctx.Err() == nil {
+			return nil, handshakeError(resp, err)
+		}
+		return nil, ctxErr(ctx, err)
+	}
+	protocol := resp.Header.Get("Sec-WebSocket-Protocol")
+	if protocol != "" && !slices.Contains(o.Subprotocols, protocol) {
+		return nil, &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header,
+			Reason: fmt.Sprintf("server selected subprotocol %q, which was not offered", protocol)}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	nc.hold.Store(false)
+	nc.upgraded.Store(true)
+	c = newWSConn(ch, nc)
+	c.ws = ws
+	c.protocol = protocol
+	bind(ws, c)
+	return c, nil
+}
+
+// handshakeError describes a response that is not a WebSocket upgrade,
+// with the first bytes of its body.
+func handshakeError(resp *http.Response, err error) *HandshakeError {
+	he := &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		he.Reason = strings.TrimPrefix(err.Error(), "gws: ")
+	}
+	if resp.Body != nil {
+		he.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
+	}
+	return he
+}
+
+// ctxErr explains an error that happened while ctx was ending.
+func ctxErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: handshake not completed in time: %w", ErrTimeout, context.DeadlineExceeded)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// openTransport connects TCP (through the proxy, if any) and TLS for wss.
+func openTransport(ctx context.Context, u *url.URL, o *DialOptions) (net.Conn, error) {
+	netDial := o.NetDial
+	if netDial == nil {
+		netDial = new(net.Dialer).DialContext
+	}
+	proxy := o.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	target := hostPort(u)
+	httpScheme := map[string]string{"ws": "http", "wss": "https"}[u.Scheme]
+	purl, err := proxy(&http.Request{URL: &url.URL{Scheme: httpScheme, Host: u.Host}, Header: http.Header{}})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	var conn net.Conn
+	if purl == nil {
+		conn, err = netDial(ctx, "tcp", target)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		conn, err = dialProxy(ctx, netDial, purl, target)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if u.Scheme != "wss" {
+		return conn, nil
+	}
+	cfg := &tls.Config{}
+	if o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
+}
+
+// dialProxy opens a tunnel to target through an HTTP proxy with CONNECT.
+func dialProxy(ctx context.Context, netDial func(context.Context, string, string) (net.Conn, error), purl *url.URL, target string) (net.Conn, error) {
+	if purl.Scheme != "http" && purl.Scheme != "" {
+		return nil, fmt.Errorf("proxy %s: only http:// proxies are supported", purl.Redacted())
+	}
+	paddr := purl.Host
+	if purl.Port() == "" {
+		paddr = net.JoinHostPort(purl.Hostname(), "80")
+	}
+	conn, err := netDial(ctx, "tcp", paddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", purl.Redacted(), err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
+	if purl.User != nil {
+		pw, _ := purl.User.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(purl.User.Username()+":"+pw)))
+	}
+	if err := req.Write(conn); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("proxy %s: %w", purl.Redacted(), err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("proxy %s: %w", purl.Redacted(), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = conn.Close()
+		return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", purl.Redacted(), target, resp.Status)
+	}
+	if br.Buffered() > 0 {
+		pre, _ := br.Peek(br.Buffered())
+		return &netConn{Conn: conn, pre: slices.Clone(pre)}, nil
+	}
+	return conn, nil
+}
