@@ -206,7 +206,7 @@ func (c *wsconn) classify(err error) (StatusCode, string, error) {
 			&CloseError{Code: sent, Reason: sentReason})
 	}
 	if errors.Is(err, ErrProtocol) { // recovered engine panic
-		return StatusProtocolError, "", fmt.Errorf("%w", err)
+		return StatusProtocolError, "", fmt.Errorf("%w: %w", err, &CloseError{Code: StatusProtocolError})
 	}
 	if c.localClose.Load() {
 		code, reason, _ := c.nc.sent()

@@ -1,0 +1,324 @@
+package wschan_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
+)
+
+// handlerServer runs f on every accepted server-side channel.
+func handlerServer(t *testing.T, opts *wschan.AcceptOptions, f func(ch *wschan.Channel)) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := wschan.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		wg.Go(func() { f(ch) })
+	}))
+	return u
+}
+
+func TestPeerCloseCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		serve      func(r *wstest.Raw)
+		wantCode   wschan.StatusCode
+		wantReason string
+		wantRemote bool
+		wantErr    error
+	}{
+		{"normal close with reason", func(r *wstest.Raw) {
+			_ = r.WriteFrame(wstest.Frame{Fin: true, Opcode: opClose, Payload: wstest.ClosePayload(1000, "bye")})
+			r.ReadClose()
+		}, 1000, "bye", true, nil},
+		{"application code", func(r *wstest.Raw) {
+			_ = r.WriteFrame(wstest.Frame{Fin: true, Opcode: opClose, Payload: wstest.ClosePayload(4321, "app")})
+			r.ReadClose()
+		}, 4321, "app", true, nil},
+		{"close without status is 1005", func(r *wstest.Raw) {
+			_ = r.WriteFrame(wstest.Frame{Fin: true, Opcode: opClose})
+			r.ReadClose()
+		}, wschan.StatusNoStatusReceived, "", true, nil},
+		{"TCP dropped without close frame is 1006", func(r *wstest.Raw) {
+			_ = r.Conn.Close()
+		}, wschan.StatusAbnormalClosure, "", false, wschan.ErrConnectionLost},
+		{"TCP dropped mid-frame is 1006", func(r *wstest.Raw) {
+			_ = r.Write([]byte{0x82, 0x7e, 0x10, 0x00, 1, 2, 3})
+			_ = r.Conn.Close()
+		}, wschan.StatusAbnormalClosure, "", false, wschan.ErrConnectionLost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ch := wstest.Dial(t, wstest.RawServer(t, tt.serve), nil)
+			wstest.WaitDone(t, ch)
+			if ch.CloseCode() != tt.wantCode || ch.CloseReason() != tt.wantReason {
+				t.Errorf("CloseCode/Reason = %v %q, want %v %q", ch.CloseCode(), ch.CloseReason(), tt.wantCode, tt.wantReason)
+			}
+			var ce *wschan.CloseError
+			if got := errors.As(ch.Err(), &ce) && ce.Remote; got != tt.wantRemote {
+				t.Errorf("Err() = %v: remote close %v, want %v", ch.Err(), got, tt.wantRemote)
+			}
+			if tt.wantErr != nil && !errors.Is(ch.Err(), tt.wantErr) {
+				t.Errorf("Err() = %v, want %v", ch.Err(), tt.wantErr)
+			}
+			if _, err := ch.Read(t.Context()); err == nil || err.Error() != ch.Err().Error() {
+				t.Errorf("Read after end = %v, want the ending error", err)
+			}
+			if err := ch.SendText(t.Context(), "late"); err == nil {
+				t.Error("Send after end succeeded")
+			}
+		})
+	}
+}
+
+// TestCloseFlushesAcceptedSends checks that messages accepted by Send before
+// Close all reach the peer before the close frame.
+func TestCloseFlushesAcceptedSends(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	got := make(chan []string, 1)
+	u := handlerServer(t, nil, func(ch *wschan.Channel) {
+		var msgs []string
+		for m := range ch.Messages(context.Background()) {
+			msgs = append(msgs, string(m.Data))
+		}
+		got <- msgs
+	})
+	ch := wstest.Dial(t, u, nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range n / 4 {
+				if err := ch.SendText(t.Context(), strings.Repeat("x", g*1000+i)); err != nil {
+					t.Errorf("Send: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ch.Close(wschan.StatusNormalClosure, "flush"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case msgs := <-got:
+		if len(msgs) != n {
+			t.Fatalf("server got %d messages before the close, want %d", len(msgs), n)
+		}
+	case <-t.Context().Done():
+		t.Fatal("server never saw the close")
+	}
+}
+
+func TestServerCloseReachesClient(t *testing.T) {
+	t.Parallel()
+	u := handlerServer(t, nil, func(ch *wschan.Channel) {
+		if _, err := ch.Read(context.Background()); err != nil {
+			return
+		}
+		_ = ch.Close(4000, "server says bye")
+	})
+	ch := wstest.Dial(t, u, nil)
+	if err := ch.SendText(t.Context(), "hi"); err != nil {
+		t.Fatal(err)
+	}
+	wstest.WaitDone(t, ch)
+	var ce *wschan.CloseError
+	if !errors.As(ch.Err(), &ce) || !ce.Remote || ce.Code != 4000 || ce.Reason != "server says bye" {
+		t.Fatalf("client Err() = %#v", ch.Err())
+	}
+}
+
+// TestCloseIsBounded checks Close returns when the peer never answers the
+// close frame, and when a send is stuck on a peer that does not read.
+func TestCloseIsBounded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		stuck bool
+	}{
+		{"peer ignores close frame", false},
+		{"send blocked on non-reading peer", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			u := wstest.RawServer(t, func(r *wstest.Raw) {
+				if !tt.stuck {
+					for {
+						if _, err := r.ReadFrame(); err != nil {
+							return
+						}
+					}
+				}
+				<-release // neither read nor answer
+			})
+			defer close(release)
+			ch := wstest.Dial(t, u, &wschan.DialOptions{CloseTimeout: 200 * time.Millisecond})
+			sendDone := make(chan error, 1)
+			if tt.stuck {
+				go func() {
+					big := make([]byte, 1<<20)
+					for {
+						if err := ch.Send(context.Background(), wschan.Binary, big); err != nil {
+							sendDone <- err
+							return
+						}
+					}
+				}()
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- ch.Close(wschan.StatusNormalClosure, "") }()
+			select {
+			case <-closed:
+			case <-t.Context().Done():
+				t.Fatal("Close did not return")
+			}
+			if !errors.Is(ch.Err(), wschan.ErrClosed) {
+				t.Errorf("Err() = %v, want ErrClosed", ch.Err())
+			}
+			if tt.stuck {
+				if err := <-sendDone; err == nil {
+					t.Error("blocked Send returned nil after Close")
+				}
+			}
+		})
+	}
+}
+
+func TestCloseArguments(t *testing.T) {
+	t.Parallel()
+	ch := wstest.Dial(t, wstest.EchoServer(t, nil), nil)
+	for _, tt := range []struct {
+		code   wschan.StatusCode
+		reason string
+	}{
+		{1005, ""}, {1006, ""}, {999, ""}, {5000, ""}, {1000, strings.Repeat("r", 124)}, {1000, "\xff"},
+	} {
+		if err := ch.Close(tt.code, tt.reason); !errors.Is(err, wschan.ErrInvalidClose) {
+			t.Errorf("Close(%d, %d bytes) = %v, want ErrInvalidClose", tt.code, len(tt.reason), err)
+		}
+	}
+	if ch.Err() != nil {
+		t.Fatalf("refused Close ended the channel: %v", ch.Err())
+	}
+	if err := ch.Close(3000, strings.Repeat("r", 123)); err != nil {
+		t.Fatalf("Close with 123-byte reason: %v", err)
+	}
+	if err := ch.Close(1000, ""); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := ch.Read(t.Context()); !errors.Is(err, wschan.ErrClosed) {
+		t.Fatalf("Read after Close = %v, want ErrClosed", err)
+	}
+	if err := ch.SendText(t.Context(), "x"); !errors.Is(err, wschan.ErrClosed) {
+		t.Fatalf("Send after Close = %v, want ErrClosed", err)
+	}
+	if ch.CloseCode() != 3000 {
+		t.Fatalf("CloseCode() = %v, want 3000", ch.CloseCode())
+	}
+}
+
+// TestSendContextAbortsStuckWrite checks that a Send blocked on a peer that
+// does not read returns when its context ends, and the channel then ends.
+func TestSendContextAbortsStuckWrite(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	u := wstest.RawServer(t, func(r *wstest.Raw) { <-release })
+	defer close(release)
+	ch := wstest.Dial(t, u, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	big := make([]byte, 1<<20)
+	var err error
+	for err == nil {
+		err = ch.Send(ctx, wschan.Binary, big)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want context.DeadlineExceeded", err)
+	}
+	wstest.WaitDone(t, ch)
+	if !errors.Is(ch.Err(), wschan.ErrConnectionLost) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+		t.Fatalf("Err() = %v code %v, want ErrConnectionLost 1006", ch.Err(), ch.CloseCode())
+	}
+}
+
+func TestKeepalive(t *testing.T) {
+	t.Parallel()
+	t.Run("dead peer detected", func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		u := wstest.RawServer(t, func(r *wstest.Raw) {
+			go func() { // read and drop everything: never pong
+				for {
+					if _, err := r.ReadFrame(); err != nil {
+						return
+					}
+				}
+			}()
+			<-release
+		})
+		defer close(release)
+		ch := wstest.Dial(t, u, &wschan.DialOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+		wstest.WaitDone(t, ch)
+		if !errors.Is(ch.Err(), wschan.ErrTimeout) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+			t.Fatalf("Err() = %v code %v, want ErrTimeout 1006", ch.Err(), ch.CloseCode())
+		}
+	})
+	t.Run("answered pings report RTT and keep the channel", func(t *testing.T) {
+		t.Parallel()
+		ch := wstest.Dial(t, wstest.EchoServer(t, nil), &wschan.DialOptions{PingInterval: 20 * time.Millisecond, PingTimeout: 40 * time.Millisecond})
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for ch.RTT() == 0 {
+			select {
+			case <-tick.C:
+			case <-t.Context().Done():
+				t.Fatal("no RTT measured")
+			}
+		}
+		if err := ch.SendText(t.Context(), "alive"); err != nil {
+			t.Fatal(err)
+		}
+		if m := wstest.Read(t, ch); string(m.Data) != "alive" || ch.Err() != nil {
+			t.Fatalf("after pings: %q, Err %v", m.Data, ch.Err())
+		}
+	})
+	t.Run("slow consumer is not a dead peer", func(t *testing.T) {
+		t.Parallel()
+		// The server floods; the client does not read for several ping
+		// timeouts. Its read loop is blocked on the consumer, not on the peer.
+		u := handlerServer(t, nil, func(ch *wschan.Channel) {
+			for i := 0; i < 100; i++ {
+				if ch.SendText(context.Background(), "flood") != nil {
+					return
+				}
+			}
+			_, _ = ch.Read(context.Background())
+		})
+		ch := wstest.Dial(t, u, &wschan.DialOptions{PingInterval: 10 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
+		timer := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-timer.C:
+		case <-ch.Done():
+			t.Fatalf("channel ended while the consumer was slow: %v", ch.Err())
+		}
+		for range 100 {
+			if m := wstest.Read(t, ch); string(m.Data) != "flood" {
+				t.Fatalf("got %q", m.Data)
+			}
+		}
+	})
+}
