@@ -182,8 +182,8 @@ func (c *wsconn) end(err error) {
 	c.nc.hold.Store(false)
 	_ = c.nc.forceClose()
 	c.endCode, c.endReason, c.endErr = c.classify(err)
+	c.ch.connEnded(c) // a plain channel finishes before anyone waiting on ended wakes
 	close(c.ended)
-	c.ch.connEnded(c)
 }
 
 // classify turns the engine's reason for ending into the channel's close

@@ -266,7 +266,8 @@ func ctxErr(ctx context.Context, err error) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: %w", ErrTimeout, err)
+		// The socket's deadline is the context's: the same timeout, seen first.
+		return fmt.Errorf("%w: handshake not completed in time: %w", ErrTimeout, context.DeadlineExceeded)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,9 @@ func TestDialErrors(t *testing.T) {
 		http.Error(w, "no websocket here", http.StatusNotFound)
 	}))
 	t.Cleanup(notWS.Close)
-	tlsSrv := httptest.NewTLSServer(&wstest.Echo{})
+	tlsSrv := httptest.NewUnstartedServer(&wstest.Echo{})
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	tlsSrv.StartTLS()
 	t.Cleanup(tlsSrv.Close)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
