@@ -1,0 +1,58 @@
+// Package wschan is a WebSocket channel for Go: a stream of incoming
+// messages, a sink for outgoing ones, and a clean close, on the client and
+// the server side alike.
+//
+// It follows the steps of the "Work with WebSockets" recipe:
+//
+//  1. Connect: Dial a ws:// or wss:// URL (or Accept an HTTP request on a
+//     server) to get a *Channel.
+//  2. Listen: range over Channel.Messages, or call Channel.Read.
+//  3. Send: Channel.Send and Channel.SendText, safe from many goroutines.
+//  4. Close: Channel.Close(code, reason) completes the closing handshake,
+//     after every message already accepted by Send has been written.
+//
+// After the end, Channel.CloseCode, Channel.CloseReason and Channel.Err say
+// how it ended: the peer's close frame (*CloseError), this side's Close
+// (ErrClosed), a peer that broke the protocol (ErrProtocol,
+// ErrMessageTooBig), stopped answering pings (ErrTimeout) or vanished
+// (ErrConnectionLost). Transport loss reports 1006, never 1005; a close frame
+// without status reports 1005.
+//
+// # Stream or callback
+//
+// Messages is a Go iterator rather than a receive-only Go channel: see
+// Channel.Messages for why. Servers that want no hand-off between goroutines
+// set OnMessage in the options instead: the same read loop calls it
+// directly, and a reply sent from inside it costs no extra allocation.
+//
+// # Reconnecting
+//
+// DialOptions.Reconnect makes a client channel redial after an abnormal end,
+// with capped exponential backoff and jitter, buffer sends while
+// disconnected, run a hook on every connect, and report its State; see
+// ReconnectOptions for exactly what can and cannot be lost.
+//
+// # Conformance
+//
+// Channels are conformant by default, with no option to remember: text
+// messages and close reasons are checked for UTF-8 (1007), protocol
+// violations close with 1002, messages over the read limit with 1009, pings
+// are answered with the same payload, control frames may arrive between the
+// fragments of a message, and close codes that may not be sent are refused
+// in both directions. One known gap: invalid UTF-8 in a fragmented text
+// message is detected when the message is complete, not at the first bad
+// fragment (Autobahn cases 6.4.1-6.4.4 report this as NON-STRICT).
+//
+// # Engine
+//
+// The wire protocol is github.com/lxzan/gws, the fastest
+// goroutine-per-connection engine measured for this project, with client
+// and server, permessage-deflate with context takeover, concurrent-safe
+// writes and Autobahn passes in both roles. wschan wraps it and keeps it out
+// of the exported API so it can change: it turns on UTF-8 checking and pong
+// replies (off by default in gws), keeps the socket open until the peer
+// answers a close frame (gws closes at once), recovers from a gws panic on a
+// 64-bit frame length with the top bit set, keeps frames a client sends
+// right behind its handshake request, and lets the server pick a
+// subprotocol per request. It is the only dependency of this package.
+package wschan

@@ -1,0 +1,165 @@
+package wschan_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/wschan/wschan"
+)
+
+// echoServer is the recipe's test server: it sends back every message it
+// gets. It returns the server's ws:// URL.
+func echoServer() (string, func()) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := wschan.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		for m := range ch.Messages(r.Context()) {
+			if err := ch.Send(r.Context(), m.Type, m.Data); err != nil {
+				return
+			}
+		}
+	}))
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv.Close
+}
+
+// The whole recipe: connect, send, listen, close.
+func Example() {
+	url, stop := echoServer()
+	defer stop()
+	ctx := context.Background()
+
+	// 1. Connect to a WebSocket server.
+	ch, err := wschan.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// 3. Send data to the server.
+	if err := ch.SendText(ctx, "Hello!"); err != nil {
+		log.Fatal(err)
+	}
+
+	// 2. Listen for messages from the server.
+	msg, err := ch.Read(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: %s\n", msg.Type, msg.Data)
+
+	// 4. Close the WebSocket connection.
+	if err := ch.Close(wschan.StatusNormalClosure, "done"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("closed with", ch.CloseCode())
+	// Output:
+	// text: Hello!
+	// closed with 1000 (normal closure)
+}
+
+// Listening as a stream: range over Messages until the channel ends.
+func ExampleChannel_Messages() {
+	url, stop := echoServer()
+	defer stop()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		_ = ch.SendText(ctx, s)
+	}
+	n := 0
+	for msg := range ch.Messages(ctx) {
+		fmt.Println(string(msg.Data))
+		if n++; n == 3 {
+			_ = ch.Close(wschan.StatusNormalClosure, "")
+		}
+	}
+	fmt.Println("stream ended:", ch.Err())
+	// Output:
+	// one
+	// two
+	// three
+	// stream ended: wschan: channel closed
+}
+
+// A server echoing from the read loop itself, with no goroutine hand-off.
+func ExampleAccept() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = wschan.Accept(w, r, &wschan.AcceptOptions{
+			OnMessage: func(ch *wschan.Channel, m wschan.Message) {
+				_ = ch.Send(context.Background(), m.Type, m.Data)
+			},
+		})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ch.Close(wschan.StatusNormalClosure, "")
+	_ = ch.Send(ctx, wschan.Binary, []byte{1, 2, 3})
+	msg, _ := ch.Read(ctx)
+	fmt.Println(msg.Type, msg.Data)
+	// Output: binary [1 2 3]
+}
+
+// A client that survives server restarts and re-subscribes on each connect.
+func ExampleReconnectOptions() {
+	url, stop := echoServer()
+	defer stop()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, url, &wschan.DialOptions{
+		Reconnect: &wschan.ReconnectOptions{
+			OnConnect: func(ctx context.Context, s wschan.Sender) error {
+				return s.Send(ctx, wschan.Text, []byte("subscribe news"))
+			},
+		},
+		OnStateChange: func(s wschan.State, err error) {
+			fmt.Println("state:", s)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	msg, _ := ch.Read(ctx) // the echo of the preamble
+	fmt.Println(string(msg.Data))
+	_ = ch.Close(wschan.StatusNormalClosure, "")
+	// Output:
+	// state: connecting
+	// state: open
+	// subscribe news
+	// state: closed
+}
+
+// Telling the ways a channel can end apart.
+func ExampleCloseError() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := wschan.Accept(w, r, nil)
+		if err == nil {
+			_ = ch.Close(4000, "maintenance")
+		}
+	}))
+	defer srv.Close()
+
+	ch, err := wschan.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-ch.Done()
+	if ce, ok := errors.AsType[*wschan.CloseError](ch.Err()); ok && ce.Remote {
+		fmt.Println("server closed:", ce.Code, ce.Reason)
+	}
+	// Output: server closed: 4000 maintenance
+}
