@@ -92,7 +92,7 @@ func (c *wsconn) deliver(m *gws.Message) {
 		return
 	}
 	// The stream takes ownership of the engine's buffer: no copy.
-	msg := Message{Type: typ, Data: m.Bytes()}
+	msg := Message{Type: typ, Data: m.Bytes(), buf: m}
 	select {
 	case c.ch.msgs <- msg:
 		return

@@ -1,6 +1,10 @@
 package wschan
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/lxzan/gws"
+)
 
 // MessageType is the kind of a WebSocket data message.
 type MessageType int
@@ -27,6 +31,21 @@ func (t MessageType) String() string {
 type Message struct {
 	Type MessageType
 	Data []byte
+
+	buf *gws.Message // the engine's pooled buffer behind Data, if any
+}
+
+// Release gives the memory behind m.Data back for reuse by later messages.
+// It is optional: a message that is never released is garbage collected as
+// usual. Calling it saves an allocation per message on busy channels, at a
+// price: after Release, m.Data (and any copy of m or slice of its Data)
+// must not be used. Call it at most once per message, from one goroutine.
+func (m *Message) Release() {
+	if m.buf != nil {
+		_ = m.buf.Close()
+		m.buf = nil
+	}
+	m.Data = nil
 }
 
 // State is where a Channel is in its life; see DialOptions.OnStateChange.

@@ -31,7 +31,9 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.Background()
 	for m := range ch.Messages(ctx) {
-		if err := ch.Send(ctx, m.Type, m.Data); err != nil {
+		err := ch.Send(ctx, m.Type, m.Data)
+		m.Release()
+		if err != nil {
 			return
 		}
 	}

@@ -1,0 +1,129 @@
+package wschan_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
+)
+
+// The echo benchmarks compare a round trip (client sends, server echoes,
+// client receives) through wschan with the same round trip on the raw
+// engine, over the same loopback in the same process. Each reports, besides
+// ns/op, the process CPU time per message (cpu-ns/op, user+system from
+// getrusage), which is less sensitive than wall time to a noisy machine.
+
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"16B", 16}, {"1KiB", 1 << 10}, {"64KiB", 64 << 10}}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rawEcho is the engine's own echo server: reply from the read loop,
+// recycle the buffer. UTF-8 checking is on, as wschan has it.
+type rawEcho struct{ gws.BuiltinEventHandler }
+
+func (rawEcho) OnMessage(s *gws.Conn, m *gws.Message) {
+	_ = s.WriteMessage(m.Opcode, m.Bytes())
+	_ = m.Close()
+}
+
+// rawClient receives on the engine's read loop and hands each message over.
+type rawClient struct {
+	gws.BuiltinEventHandler
+	got chan *gws.Message
+}
+
+func (c *rawClient) OnMessage(_ *gws.Conn, m *gws.Message) { c.got <- m }
+
+func rawEchoURL(b *testing.B) string {
+	up := gws.NewUpgrader(rawEcho{}, &gws.ServerOption{CheckUtf8Enabled: true})
+	u, _ := wstest.Server(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		go s.ReadLoop()
+	}))
+	return u
+}
+
+func callbackEchoURL(b *testing.B) string {
+	return wstest.EchoServer(b, &wschan.AcceptOptions{
+		OnMessage: func(ch *wschan.Channel, m wschan.Message) { _ = ch.Send(context.Background(), m.Type, m.Data) },
+	})
+}
+
+func BenchmarkEcho(b *testing.B) {
+	for _, typ := range []wschan.MessageType{wschan.Binary, wschan.Text} {
+		for _, sz := range benchSizes {
+			benchEcho(b, typ, sz.name, sz.n)
+		}
+	}
+}
+
+func benchEcho(b *testing.B, typ wschan.MessageType, size string, n int) {
+	payload := bytes.Repeat([]byte("x"), n)
+	prefix := "type=" + typ.String() + "/size=" + size + "/impl="
+	{
+		b.Run(prefix+"engine", func(b *testing.B) {
+			h := &rawClient{got: make(chan *gws.Message, 1)}
+			s, _, err := gws.NewClient(h, &gws.ClientOption{Addr: rawEchoURL(b), CheckUtf8Enabled: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			go s.ReadLoop()
+			defer s.WriteClose(1000, nil)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			c0 := cpuTime()
+			for b.Loop() {
+				if err := s.WriteMessage(gws.Opcode(typ), payload); err != nil {
+					b.Fatal(err)
+				}
+				m := <-h.got
+				if m.Data.Len() != n {
+					b.Fatalf("echo of %d bytes", m.Data.Len())
+				}
+				_ = m.Close()
+			}
+			b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+		})
+		for _, mode := range []string{"channel", "channel-callback-server"} {
+			b.Run(prefix+mode, func(b *testing.B) {
+				url := wstest.EchoServer(b, nil)
+				if strings.HasSuffix(mode, "callback-server") {
+					url = callbackEchoURL(b)
+				}
+				ch := wstest.Dial(b, url, nil)
+				ctx := context.Background()
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				c0 := cpuTime()
+				for b.Loop() {
+					if err := ch.Send(ctx, typ, payload); err != nil {
+						b.Fatal(err)
+					}
+					m, err := ch.Read(ctx)
+					if err != nil || len(m.Data) != n {
+						b.Fatalf("echo: %d bytes, %v", len(m.Data), err)
+					}
+					m.Release()
+				}
+				b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
