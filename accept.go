@@ -113,11 +113,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 	if err != nil {
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
-	nc.upgraded.Store(true)
-	c := newWSConn(ch, nc)
-	c.ws = ws
-	c.protocol = protocol
-	bind(ws, c)
+	c := newWSConn(ch, nc, ws, protocol)
 	ch.attach(c)
 	ch.setState(StateOpen, nil)
 	go c.run()

@@ -62,8 +62,12 @@ type wsconn struct {
 	endErr    error
 }
 
-func newWSConn(ch *Channel, nc *netConn) *wsconn {
-	return &wsconn{ch: ch, nc: nc, ended: make(chan struct{})}
+func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string) *wsconn {
+	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{})}
+	bind(ws, c)
+	nc.upgraded.Store(true)
+	nc.startWatch(func() { _ = ws.WriteClose(uint16(StatusInvalidFramePayloadData), []byte("invalid UTF-8")) })
+	return c
 }
 
 // run serves the connection on the calling goroutine until it ends.

@@ -195,7 +195,7 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	nc := &netConn{Conn: raw}
+	nc := &netConn{Conn: raw, capturing: true}
 	nc.hold.Store(true) // keep the socket if the engine gives up: the error body is read below
 	stop := context.AfterFunc(ctx, func() { _ = nc.forceClose() })
 	defer func() {
@@ -235,12 +235,7 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 	}
 	_ = nc.SetDeadline(time.Time{})
 	nc.hold.Store(false)
-	nc.upgraded.Store(true)
-	c = newWSConn(ch, nc)
-	c.ws = ws
-	c.protocol = protocol
-	bind(ws, c)
-	return c, nil
+	return newWSConn(ch, nc, ws, protocol), nil
 }
 
 // handshakeError describes a response that is not a WebSocket upgrade,

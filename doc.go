@@ -39,9 +39,10 @@
 // violations close with 1002, messages over the read limit with 1009, pings
 // are answered with the same payload, control frames may arrive between the
 // fragments of a message, and close codes that may not be sent are refused
-// in both directions. One known gap: invalid UTF-8 in a fragmented text
-// message is detected when the message is complete, not at the first bad
-// fragment (Autobahn cases 6.4.1-6.4.4 report this as NON-STRICT).
+// in both directions. Invalid UTF-8 fails the connection as soon as the bad
+// bytes arrive, even in the middle of a fragmented message or of a frame
+// still being received (what Autobahn cases 6.4.x check; gws alone checks
+// only complete messages).
 //
 // # Engine
 //
@@ -51,7 +52,8 @@
 // writes and Autobahn passes in both roles. wschan wraps it and keeps it out
 // of the exported API so it can change: it turns on UTF-8 checking and pong
 // replies (off by default in gws), keeps the socket open until the peer
-// answers a close frame (gws closes at once), recovers from a gws panic on a
+// answers a close frame (gws closes at once), follows incoming text to
+// catch invalid UTF-8 early, recovers from a gws panic on a
 // 64-bit frame length with the top bit set, keeps frames a client sends
 // right behind its handshake request, and lets the server pick a
 // subprotocol per request. It is the only dependency of this package.

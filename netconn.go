@@ -1,6 +1,8 @@
 package wschan
 
 import (
+	"bytes"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,20 @@ type netConn struct {
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
+	// watch follows incoming frames to catch invalid UTF-8 early; badText
+	// fails the connection with 1007 when it does. Both are used only by
+	// the read loop's goroutine.
+	watch   *textWatch
+	badText func()
+
+	// On the client, the engine reads the handshake response through its
+	// own buffer, which may take the first frames with it; what was read
+	// before the upgrade is kept to find them (see startWatch).
+	capturing bool
+	captured  []byte
+	failNext  bool
+	overflow  bool
+
 	mu         sync.Mutex
 	sentClose  bool
 	sentCode   StatusCode
@@ -44,18 +60,69 @@ var clockBase = time.Now()
 
 func monotime() int64 { return int64(time.Since(clockBase)) }
 
-func (c *netConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
+func (c *netConn) Read(p []byte) (n int, err error) {
+	if c.failNext {
+		c.failNext = false
+		c.watch = nil
+		c.badText()
+		return 0, errBadText
 	}
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.lastRead.Store(monotime())
+	if len(c.pre) > 0 {
+		n = copy(p, c.pre)
+		c.pre = c.pre[n:]
+	} else {
+		n, err = c.Conn.Read(p)
+		if n > 0 {
+			c.lastRead.Store(monotime())
+		}
+	}
+	if c.capturing && n > 0 {
+		if len(c.captured)+n > maxCapture {
+			c.capturing, c.captured, c.overflow = false, nil, true // cannot follow the frames: no early check
+		} else {
+			c.captured = append(c.captured, p[:n]...)
+		}
+	}
+	if c.watch != nil && n > 0 && !c.watch.feed(p[:n]) {
+		c.watch = nil
+		c.badText()
+		return 0, errBadText
 	}
 	return n, err
 }
+
+const maxCapture = 64 << 10
+
+// startWatch turns on the early UTF-8 check once the handshake is over.
+// On a client, frame bytes that arrived with the handshake response were
+// already read (the engine has them buffered): they are fed to the watcher
+// first so it follows the same frames as the engine.
+func (c *netConn) startWatch(badText func()) {
+	w := new(textWatch)
+	if c.overflow {
+		return // the handshake was too large to follow
+	}
+	if c.capturing {
+		c.capturing = false
+		i := bytes.Index(c.captured, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		if rest := c.captured[i+4:]; len(rest) > 0 && !w.feed(rest) {
+			// Already invalid: fail on the first read.
+			c.captured = nil
+			c.watch, c.badText = w, badText
+			c.failNext = true
+			return
+		}
+		c.captured = nil
+	}
+	c.watch, c.badText = w, badText
+}
+
+// errBadText ends the engine's read loop once badText has failed the
+// connection with 1007.
+var errBadText = errors.New("wschan: invalid UTF-8 in text message")
 
 func (c *netConn) Write(p []byte) (int, error) {
 	if !c.upgraded.Load() {
