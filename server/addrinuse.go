@@ -1,0 +1,5 @@
+package server
+
+import "syscall"
+
+func errAddrInUse() error { return syscall.EADDRINUSE }

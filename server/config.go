@@ -1,0 +1,136 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config is everything `wschan serve` can be told. The zero value of a
+// field means its default (see Defaults); negative numbers and durations
+// mean "off" where the field says so.
+type Config struct {
+	Addr string // listen address; default "127.0.0.1:8080"
+
+	Compression bool   // negotiate permessage-deflate when the client offers it
+	Greeting    string // sent once on connect as a text message; default none (pure echo)
+	NoScenarios bool   // turn off the /ws/close, /ws/delay, /ws/silent, /ws/drop routes
+
+	MaxMessageSize int64 // bytes; larger messages close with 1009. Default 1 MiB
+
+	MaxConns      int // open WebSocket connections in all; default 10000; -1 no limit
+	MaxConnsPerIP int // open connections per client IP; default 100; -1 no limit
+
+	MessageRate  float64 // messages per second per connection (token bucket); default 100; -1 no limit
+	MessageBurst int     // bucket size; default 2×MessageRate (at least 1)
+
+	HandshakeTimeout time.Duration // time to send the request headers (slowloris guard); default 10s
+	IdleTimeout      time.Duration // close a connection without messages for this long (1000 "idle timeout"); default 5m; -1 off
+	PingInterval     time.Duration // keepalive ping; default 30s; -1 off
+	PingTimeout      time.Duration // drop a peer that does not answer a ping; default 15s; -1 off
+	WriteTimeout     time.Duration // drop a client that does not read an echo for this long; default 10s
+
+	AllowedOrigins []string // browser Origin hosts allowed (path.Match patterns); default: any origin
+
+	TLSCert, TLSKey string // serve https/wss with this certificate and key (PEM files)
+	TLSSelfSigned   bool   // serve https/wss with a certificate generated in memory for localhost
+
+	DrainTimeout time.Duration // on shutdown, how long to wait for clients to close after 1001; default 10s
+
+	Logger *slog.Logger // connection and server logs; nil discards
+}
+
+// Defaults for Config.
+const (
+	DefaultAddr             = "127.0.0.1:8080"
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultMaxConns         = 10000
+	DefaultMaxConnsPerIP    = 100
+	DefaultMessageRate      = 100
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPingTimeout      = 15 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultDrainTimeout     = 10 * time.Second
+	maxScenarioDelay        = 30 * time.Second
+)
+
+// ErrConfig is matched by every error Validate returns.
+var ErrConfig = errors.New("invalid server configuration")
+
+// withDefaults returns c with defaults filled in.
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst == 0 && c.MessageRate > 0 {
+		c.MessageBurst = max(1, int(2*c.MessageRate))
+	}
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.PingTimeout, DefaultPingTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming it as the
+// command line does.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return bad("--addr %q is not host:port (for example 127.0.0.1:8080 or :8080)", c.Addr)
+		}
+	}
+	if c.MaxMessageSize < 0 {
+		return bad("--max-message-size must be positive")
+	}
+	if c.MaxConns < -1 || c.MaxConnsPerIP < -1 {
+		return bad("connection limits must be positive, or -1 for no limit")
+	}
+	if c.MessageBurst < 0 {
+		return bad("--message-burst must be positive")
+	}
+	for name, d := range map[string]time.Duration{"--handshake-timeout": c.HandshakeTimeout, "--write-timeout": c.WriteTimeout, "--drain-timeout": c.DrainTimeout} {
+		if d < 0 {
+			return bad("%s must be positive", name)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("--tls-cert and --tls-key go together")
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		return bad("--tls-self-signed and --tls-cert exclude each other")
+	}
+	if len(c.Greeting) > 0 && len(c.Greeting) > int(max(c.MaxMessageSize, DefaultMaxMessageSize)) {
+		return bad("--greeting is longer than the message size limit")
+	}
+	return nil
+}

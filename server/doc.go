@@ -1,0 +1,21 @@
+// Package server is `wschan serve`: the echo server that replaces the
+// public echo services WebSocket tutorials point to.
+//
+// On one listener it serves /ws (and / for WebSocket upgrades), which
+// echoes every message unchanged; test scenarios for client developers
+// (/ws/close/{code}, /ws/delay/{duration}, /ws/silent, /ws/drop); /healthz,
+// /readyz and /metrics (Prometheus); and a page at /. Every connection is
+// bounded: message size (1009), rate (1008), connections in all and per IP
+// (HTTP 503 with Retry-After before the upgrade), handshake, idle, ping and
+// write timeouts. Shutdown drains: not ready, 1001 to every client, a
+// bounded wait.
+//
+// It accepts any Origin by default: it holds no credentials or per-user
+// state, so a page on another site gains nothing by using a visitor's
+// browser against it. Restrict it with Config.AllowedOrigins when it does.
+//
+// Start with Config, New and Server.Run. Dependencies:
+// github.com/prometheus/client_golang for /metrics (the standard exporter,
+// with Go and process collectors) and golang.org/x/time/rate for the
+// per-connection token bucket.
+package server

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/wschan/wschan"
+	"golang.org/x/time/rate"
+)
+
+// session is one echo connection's state.
+type session struct {
+	s       *Server
+	ch      atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
+	ip      string
+	start   time.Time
+	limiter *rate.Limiter
+	idle    *time.Timer
+	watch   *time.Timer // armed while an echo is being written
+	slow    atomic.Bool
+	in, out atomic.Int64
+	delay   time.Duration
+
+	closeAfter  int64 // close after this many echoes (scenario), 0 = never
+	closeCode   wschan.StatusCode
+	closeReason string
+}
+
+// echoOptions configures one connection: how it is accepted and what each
+// message does.
+type echoOptions struct {
+	delay       time.Duration
+	closeAfter  int64
+	closeCode   wschan.StatusCode
+	closeReason string
+	closeAtOnce bool
+}
+
+func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	if wschan.IsWebSocketUpgrade(r) {
+		s.handleEcho(w, r)
+		return
+	}
+	s.servePage(w, r)
+}
+
+func (s *Server) handleEcho(w http.ResponseWriter, r *http.Request) {
+	s.serveEcho(w, r, echoOptions{})
+}
+
+// serveEcho accepts a WebSocket and echoes on it. Without a delay, each
+// message is echoed from the channel's read loop (OnMessage): no hand-off,
+// no allocation, and a client that does not read blocks only itself.
+func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOptions) {
+	ip := clientIP(r)
+	if s.draining.Load() {
+		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if ok, why := s.admit(ip); !ok {
+		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, why+"; try again later", http.StatusServiceUnavailable)
+		s.log.Info("connection refused", "remote", r.RemoteAddr, "reason", why)
+		return
+	}
+	defer s.release(ip)
+
+	se := &session{s: s, ip: ip, start: time.Now(), delay: eo.delay,
+		closeAfter: eo.closeAfter, closeCode: eo.closeCode, closeReason: eo.closeReason}
+	if s.cfg.MessageRate > 0 {
+		se.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
+	}
+	opts := &wschan.AcceptOptions{
+		SelectSubprotocol: func(_ *http.Request, offered []string) string { return offered[0] },
+		OriginPatterns:    s.cfg.AllowedOrigins,
+		EnableCompression: s.cfg.Compression,
+		ReadLimit:         s.cfg.MaxMessageSize,
+		PingInterval:      s.cfg.PingInterval,
+		PingTimeout:       s.cfg.PingTimeout,
+	}
+	if len(opts.OriginPatterns) == 0 {
+		opts.OriginPatterns = []string{"*"} // holds no credentials: any page may use it
+	}
+	if eo.delay == 0 {
+		opts.OnMessage = se.onMessage
+	}
+	// Timers exist before the first message can arrive (the read loop starts
+	// inside Accept).
+	se.watch = time.AfterFunc(time.Hour, se.onSlow)
+	se.watch.Stop()
+	defer se.watch.Stop()
+	if s.cfg.IdleTimeout > 0 {
+		se.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { se.closeAsync(wschan.StatusNormalClosure, "idle timeout") })
+		defer se.idle.Stop()
+	}
+	ch, err := wschan.Accept(w, r, opts)
+	if err != nil {
+		outcome := outcomeBadRequest
+		if errors.Is(err, wschan.ErrOriginNotAllowed) {
+			outcome = outcomeOrigin
+		}
+		s.m.handshakes.WithLabelValues(outcome).Inc()
+		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
+	se.ch.Store(ch)
+	s.track(ch)
+	s.wg.Add(1)
+	defer s.wg.Done()
+	defer s.untrack(ch)
+	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path, "protocol", ch.Protocol())
+
+	if eo.closeAtOnce {
+		_ = ch.Close(eo.closeCode, eo.closeReason)
+	} else if g := s.cfg.Greeting; g != "" {
+		se.send(ch, wschan.Text, []byte(g))
+	}
+	if eo.delay > 0 {
+		se.delayLoop(ch)
+	}
+	<-ch.Done()
+	s.m.closed(ch)
+	s.log.Info("connection closed", "remote", r.RemoteAddr, "duration", time.Since(se.start).Round(time.Millisecond),
+		"in", se.in.Load(), "out", se.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())
+}
+
+// onMessage handles one message on the read loop.
+func (se *session) onMessage(ch *wschan.Channel, m wschan.Message) {
+	if !se.admitMessage(ch, len(m.Data)) {
+		return
+	}
+	se.send(ch, m.Type, m.Data)
+	se.afterEcho(ch)
+}
+
+// closeAsync closes the channel without waiting (timers and callbacks must
+// not block on the closing handshake).
+func (se *session) closeAsync(code wschan.StatusCode, reason string) {
+	if ch := se.ch.Load(); ch != nil {
+		go ch.Close(code, reason)
+	}
+}
+
+// admitMessage counts a received message and applies the rate limit.
+func (se *session) admitMessage(ch *wschan.Channel, n int) bool {
+	se.s.m.in(n)
+	se.in.Add(1)
+	if se.idle != nil {
+		se.idle.Reset(se.s.cfg.IdleTimeout)
+	}
+	if se.limiter != nil && !se.limiter.Allow() {
+		go ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s)")
+		return false
+	}
+	return true
+}
+
+// send writes one message; a client that does not take it within the write
+// timeout is disconnected.
+func (se *session) send(ch *wschan.Channel, typ wschan.MessageType, data []byte) {
+	se.watch.Reset(se.s.cfg.WriteTimeout)
+	err := ch.Send(context.Background(), typ, data)
+	se.watch.Stop()
+	if err == nil {
+		se.s.m.out(len(data))
+		se.out.Add(1)
+	}
+}
+
+func (se *session) afterEcho(ch *wschan.Channel) {
+	if se.closeAfter > 0 && se.out.Load() == se.closeAfter {
+		go ch.Close(se.closeCode, se.closeReason)
+	}
+}
+
+// onSlow runs when an echo has waited the whole write timeout.
+func (se *session) onSlow() {
+	if se.slow.Swap(true) {
+		return
+	}
+	se.s.m.slow.Inc()
+	se.s.log.Info("client is not reading: disconnecting", "remote", se.ip, "write_timeout", se.s.cfg.WriteTimeout)
+	se.closeAsync(wschan.StatusPolicyViolation, "client is not reading")
+}
+
+// delayLoop echoes each message after the session's delay.
+func (se *session) delayLoop(ch *wschan.Channel) {
+	t := time.NewTimer(se.delay)
+	defer t.Stop()
+	for m := range ch.Messages(context.Background()) {
+		if !se.admitMessage(ch, len(m.Data)) {
+			continue
+		}
+		t.Reset(se.delay)
+		select {
+		case <-t.C:
+		case <-ch.Done():
+			return
+		}
+		se.send(ch, m.Type, m.Data)
+		m.Release()
+		se.afterEcho(ch)
+	}
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/wschan/wschan"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own
+// (served at /metrics); the process and Go runtime collectors come along.
+type metrics struct {
+	reg *prometheus.Registry
+
+	open       prometheus.Gauge
+	handshakes *prometheus.CounterVec
+	msgIn      prometheus.Counter
+	msgOut     prometheus.Counter
+	bytesIn    prometheus.Counter
+	bytesOut   prometheus.Counter
+	closes     *prometheus.CounterVec
+	size       prometheus.Observer
+	slow       prometheus.Counter
+
+	mu        sync.Mutex
+	closeKids map[closeKey]prometheus.Counter
+}
+
+type closeKey struct {
+	code int
+	dir  string
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wschan_connections_open", Help: "WebSocket connections open now.",
+		}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wschan_handshakes_total", Help: "WebSocket handshakes by outcome.",
+		}, []string{"outcome"}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wschan_close_codes_total", Help: "Connections ended, by close code and whether the code was sent or received (1006: no close frame).",
+		}, []string{"code", "direction"}),
+		closeKids: map[closeKey]prometheus.Counter{},
+	}
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wschan_messages_total", Help: "WebSocket data messages, by direction (in: from clients).",
+	}, []string{"direction"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wschan_message_bytes_total", Help: "Payload bytes of WebSocket data messages, by direction.",
+	}, []string{"direction"})
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wschan_message_size_bytes", Help: "Size of messages received from clients.",
+		Buckets: prometheus.ExponentialBuckets(16, 4, 10), // 16 B .. 4 MiB
+	})
+	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wschan_slow_reader_disconnects_total", Help: "Connections dropped because the client did not read its echoes within the write timeout.",
+	})
+	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
+	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
+	m.size = size
+	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
+		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
+	}
+	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handshake outcomes.
+const (
+	outcomeAccepted   = "accepted"
+	outcomeBadRequest = "bad_request"
+	outcomeOrigin     = "origin_refused"
+	outcomeLimit      = "over_limit"
+	outcomeDraining   = "draining"
+)
+
+func (m *metrics) in(n int) {
+	m.msgIn.Inc()
+	m.bytesIn.Add(float64(n))
+	m.size.Observe(float64(n))
+}
+
+func (m *metrics) out(n int) {
+	m.msgOut.Inc()
+	m.bytesOut.Add(float64(n))
+}
+
+// closed records how a connection ended: the code received from the client
+// or sent to it.
+func (m *metrics) closed(ch *wschan.Channel) {
+	dir := "sent"
+	if ce, ok := errors.AsType[*wschan.CloseError](ch.Err()); ok && ce.Remote {
+		dir = "received"
+	}
+	code := int(ch.CloseCode())
+	if code == int(wschan.StatusAbnormalClosure) {
+		dir = "none"
+	}
+	k := closeKey{code, dir}
+	m.mu.Lock()
+	c, ok := m.closeKids[k]
+	if !ok {
+		c = m.closes.WithLabelValues(strconv.Itoa(code), dir)
+		m.closeKids[k] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/wschan/wschan"
+)
+
+// Server is the echo server. Create it with New, start it with Run (or
+// Listen and Serve); it drains with 1001 when its context ends.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+	mux *http.ServeMux
+
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	conns    map[*wschan.Channel]struct{}
+	raw      map[net.Conn]struct{} // scenario connections outside the library
+	perIP    map[string]int
+	admitted int            // connections admitted: handshaking or open
+	wg       sync.WaitGroup // connection handlers
+}
+
+// New checks cfg and builds a Server. Nothing listens yet.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		m:     newMetrics(),
+		conns: map[*wschan.Channel]struct{}{},
+		raw:   map[net.Conn]struct{}{},
+		perIP: map[string]int{},
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the server's routes: /ws (and / for upgrades), the
+// scenarios, /healthz, /readyz, /metrics and the page at /.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.handleEcho)
+	mux.HandleFunc("GET /{$}", s.handleRoot)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	if !s.cfg.NoScenarios {
+		mux.HandleFunc("GET /ws/close/{code}", s.handleCloseScenario)
+		mux.HandleFunc("GET /ws/delay/{duration}", s.handleDelayScenario)
+		mux.HandleFunc("GET /ws/silent", s.handleSilentScenario)
+		mux.HandleFunc("GET /ws/drop", s.handleDropScenario)
+	}
+	s.mux = mux
+}
+
+// Listen opens the configured address.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		var se *net.OpError
+		if errors.As(err, &se) && errors.Is(err, errAddrInUse()) {
+			return nil, fmt.Errorf("listen on %s: the address is already in use: stop the other server or pick another port with --addr: %w", s.cfg.Addr, err)
+		}
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Run listens and serves until ctx ends, then drains; see Serve.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends. Then it stops accepting, reports not
+// ready, sends every open WebSocket 1001 "going away", waits up to
+// DrainTimeout for them to close, and returns nil (or the error that
+// stopped serving early).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme = "https"
+	}
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "websocket", wsScheme(scheme)+"://"+ln.Addr().String()+"/ws")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("draining", "connections", s.openConns(), "timeout", s.cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	_ = hs.Shutdown(dctx) // stops accepting; hijacked WebSockets are ours to close
+	s.closeAll(dctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func wsScheme(httpScheme string) string {
+	if httpScheme == "https" {
+		return "wss"
+	}
+	return "ws"
+}
+
+// closeAll sends 1001 to every connection and waits for their handlers, or
+// for ctx.
+func (s *Server) closeAll(ctx context.Context) {
+	s.mu.Lock()
+	chans := make([]*wschan.Channel, 0, len(s.conns))
+	for ch := range s.conns {
+		chans = append(chans, ch)
+	}
+	for c := range s.raw {
+		c.Close()
+	}
+	s.mu.Unlock()
+	for _, ch := range chans {
+		go ch.Close(wschan.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("drain timeout: connections still open", "connections", s.openConns())
+	}
+}
+
+func (s *Server) openConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// admit reserves a connection slot for ip, or says why not.
+func (s *Server) admit(ip string) (ok bool, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.MaxConns > 0 && s.admitted >= s.cfg.MaxConns {
+		return false, "server is at its connection limit (" + strconv.Itoa(s.cfg.MaxConns) + ")"
+	}
+	if s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return false, "too many connections from " + ip + " (limit " + strconv.Itoa(s.cfg.MaxConnsPerIP) + ")"
+	}
+	s.perIP[ip]++
+	s.admitted++
+	return true, ""
+}
+
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admitted--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) track(ch *wschan.Channel) {
+	s.mu.Lock()
+	s.conns[ch] = struct{}{}
+	s.mu.Unlock()
+	s.m.open.Inc()
+}
+
+func (s *Server) untrack(ch *wschan.Channel) {
+	s.mu.Lock()
+	delete(s.conns, ch)
+	s.mu.Unlock()
+	s.m.open.Dec()
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
