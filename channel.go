@@ -193,6 +193,10 @@ func (ch *Channel) SendText(ctx context.Context, s string) error {
 //
 // A reconnecting channel that ends with messages still in its send buffer
 // returns an *UndeliveredError holding them.
+//
+// Close may be called from an OnMessage callback: it then returns once the
+// close frame is written, and the read loop finishes the handshake after
+// the callback returns.
 func (ch *Channel) Close(code StatusCode, reason string) error {
 	if err := checkClose(code, reason); err != nil {
 		return err
@@ -203,6 +207,9 @@ func (ch *Channel) Close(code StatusCode, reason string) error {
 		close(ch.closing)
 	})
 	if !first {
+		if c := ch.cur.Load(); c != nil && c.inCallback.Load() {
+			return nil // maybe called from OnMessage: waiting would block the read loop
+		}
 		<-ch.done
 		return nil
 	}

@@ -112,9 +112,10 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	}
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
 	se.ch.Store(ch)
-	s.track(ch)
-	s.wg.Add(1)
-	defer s.wg.Done()
+	if !s.track(ch) {
+		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
+		return
+	}
 	defer s.untrack(ch)
 	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path, "protocol", ch.Protocol())
 
@@ -157,7 +158,7 @@ func (se *session) admitMessage(ch *wschan.Channel, n int) bool {
 		se.idle.Reset(se.s.cfg.IdleTimeout)
 	}
 	if se.limiter != nil && !se.limiter.Allow() {
-		go ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s)")
+		_ = ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s)")
 		return false
 	}
 	return true
@@ -177,7 +178,8 @@ func (se *session) send(ch *wschan.Channel, typ wschan.MessageType, data []byte)
 
 func (se *session) afterEcho(ch *wschan.Channel) {
 	if se.closeAfter > 0 && se.out.Load() == se.closeAfter {
-		go ch.Close(se.closeCode, se.closeReason)
+		// From the read loop Close returns once the close frame is written.
+		_ = ch.Close(se.closeCode, se.closeReason)
 	}
 }
 

@@ -130,16 +130,10 @@ func (s *Server) rawScenario(w http.ResponseWriter, r *http.Request, serve func(
 		return
 	}
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
-	s.mu.Lock()
-	s.raw[c] = struct{}{}
-	s.mu.Unlock()
-	s.wg.Add(1)
-	defer func() {
-		s.mu.Lock()
-		delete(s.raw, c)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
+	if !s.trackRaw(c) {
+		return
+	}
+	defer s.untrackRaw(c)
 	s.log.Info("scenario connection open", "remote", r.RemoteAddr, "path", r.URL.Path)
 	serve(c, brw.Reader)
 }

@@ -32,7 +32,8 @@ type Server struct {
 	raw      map[net.Conn]struct{} // scenario connections outside the library
 	perIP    map[string]int
 	admitted int            // connections admitted: handshaking or open
-	wg       sync.WaitGroup // connection handlers
+	closing  bool           // closeAll has begun: no new connections are tracked
+	wg       sync.WaitGroup // connection handlers, added under mu while !closing
 }
 
 // New checks cfg and builds a Server. Nothing listens yet.
@@ -161,6 +162,7 @@ func wsScheme(httpScheme string) string {
 // for ctx.
 func (s *Server) closeAll(ctx context.Context) {
 	s.mu.Lock()
+	s.closing = true
 	chans := make([]*wschan.Channel, 0, len(s.conns))
 	for ch := range s.conns {
 		chans = append(chans, ch)
@@ -211,11 +213,17 @@ func (s *Server) release(ip string) {
 	}
 }
 
-func (s *Server) track(ch *wschan.Channel) {
+// track adds an open connection, unless the server is draining.
+func (s *Server) track(ch *wschan.Channel) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
 	s.conns[ch] = struct{}{}
-	s.mu.Unlock()
+	s.wg.Add(1)
 	s.m.open.Inc()
+	return true
 }
 
 func (s *Server) untrack(ch *wschan.Channel) {
@@ -223,6 +231,26 @@ func (s *Server) untrack(ch *wschan.Channel) {
 	delete(s.conns, ch)
 	s.mu.Unlock()
 	s.m.open.Dec()
+	s.wg.Done()
+}
+
+// trackRaw is track for scenario connections outside the library.
+func (s *Server) trackRaw(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.raw[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrackRaw(c net.Conn) {
+	s.mu.Lock()
+	delete(s.raw, c)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 func clientIP(r *http.Request) string {
