@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,10 @@ type session struct {
 	s       *Server
 	ch      atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
 	ip      string
+	remote  string
+	mu      sync.Mutex
+	tracked bool // the handler has counted the connection
+	over    bool // the channel has closed
 	start   time.Time
 	limiter *rate.Limiter
 	idle    *time.Timer
@@ -70,9 +75,8 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		s.log.Info("connection refused", "remote", r.RemoteAddr, "reason", why)
 		return
 	}
-	defer s.release(ip)
 
-	se := &session{s: s, ip: ip, start: time.Now(), delay: eo.delay,
+	se := &session{s: s, ip: ip, remote: r.RemoteAddr, start: time.Now(), delay: eo.delay,
 		closeAfter: eo.closeAfter, closeCode: eo.closeCode, closeReason: eo.closeReason}
 	if s.cfg.MessageRate > 0 {
 		se.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
@@ -84,6 +88,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		ReadLimit:         s.cfg.MaxMessageSize,
 		PingInterval:      s.cfg.PingInterval,
 		PingTimeout:       s.cfg.PingTimeout,
+		OnStateChange: func(st wschan.State, _ error) {
+			if st == wschan.StateClosed {
+				se.ended()
+			}
+		},
 	}
 	if len(opts.OriginPatterns) == 0 {
 		opts.OriginPatterns = []string{"*"} // holds no credentials: any page may use it
@@ -95,13 +104,13 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	// inside Accept).
 	se.watch = time.AfterFunc(time.Hour, se.onSlow)
 	se.watch.Stop()
-	defer se.watch.Stop()
 	if s.cfg.IdleTimeout > 0 {
 		se.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { se.closeAsync(wschan.StatusNormalClosure, "idle timeout") })
-		defer se.idle.Stop()
 	}
 	ch, err := wschan.Accept(w, r, opts)
 	if err != nil {
+		se.stopTimers()
+		s.release(ip)
 		outcome := outcomeBadRequest
 		if errors.Is(err, wschan.ErrOriginNotAllowed) {
 			outcome = outcomeOrigin
@@ -113,12 +122,20 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
 	se.ch.Store(ch)
 	if !s.track(ch) {
+		se.stopTimers()
+		s.release(ip)
 		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
 		return
 	}
-	defer s.untrack(ch)
 	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path, "protocol", ch.Protocol())
-
+	se.mu.Lock()
+	se.tracked = true
+	over := se.over
+	se.mu.Unlock()
+	if over {
+		se.finish()
+		return
+	}
 	if eo.closeAtOnce {
 		_ = ch.Close(eo.closeCode, eo.closeReason)
 	} else if g := s.cfg.Greeting; g != "" {
@@ -127,10 +144,38 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	if eo.delay > 0 {
 		se.delayLoop(ch)
 	}
-	<-ch.Done()
+	// Otherwise the handler returns now: the connection lives on the
+	// channel's read loop alone, and ended cleans up.
+}
+
+// ended runs when the channel has closed; whichever of it and the handler
+// comes second finishes the session.
+func (se *session) ended() {
+	se.mu.Lock()
+	se.over = true
+	tracked := se.tracked
+	se.mu.Unlock()
+	if tracked {
+		se.finish()
+	}
+}
+
+// finish records and logs the end of a tracked connection and frees its slot.
+func (se *session) finish() {
+	se.stopTimers()
+	s, ch := se.s, se.ch.Load()
 	s.m.closed(ch)
-	s.log.Info("connection closed", "remote", r.RemoteAddr, "duration", time.Since(se.start).Round(time.Millisecond),
+	s.log.Info("connection closed", "remote", se.remote, "duration", time.Since(se.start).Round(time.Millisecond),
 		"in", se.in.Load(), "out", se.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())
+	s.untrack(ch)
+	s.release(se.ip)
+}
+
+func (se *session) stopTimers() {
+	se.watch.Stop()
+	if se.idle != nil {
+		se.idle.Stop()
+	}
 }
 
 // onMessage handles one message on the read loop.
