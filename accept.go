@@ -49,7 +49,7 @@ type AcceptOptions struct {
 
 func (o *AcceptOptions) settings() settings {
 	return settings{
-		readLimit:     engineReadLimit(o.ReadLimit),
+		readLimit:     readLimit(o.ReadLimit),
 		pingInterval:  durationOr(o.PingInterval, DefaultPingInterval),
 		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
 		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),

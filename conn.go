@@ -87,6 +87,12 @@ func (c *wsconn) run() {
 }
 
 func (c *wsconn) deliver(m *gws.Message) {
+	if m.Data.Len() > c.ch.set.readLimit {
+		// Within the engine's allowance for deflate overhead, over ours.
+		_ = m.Close()
+		_ = c.ws.WriteClose(uint16(StatusMessageTooBig), []byte("message too big"))
+		return
+	}
 	typ := MessageType(m.Opcode)
 	if f := c.ch.set.onMessage; f != nil {
 		c.inCallback.Store(true)

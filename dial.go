@@ -95,7 +95,7 @@ type DialOptions struct {
 
 func (o *DialOptions) settings() settings {
 	return settings{
-		readLimit:     engineReadLimit(o.ReadLimit),
+		readLimit:     readLimit(o.ReadLimit),
 		pingInterval:  durationOr(o.PingInterval, DefaultPingInterval),
 		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
 		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),

@@ -2,6 +2,8 @@ package wschan_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"fmt"
 	"errors"
 	"net/http"
 	"testing"
@@ -246,6 +248,40 @@ func TestAcceptRefusesBadHandshakes(t *testing.T) {
 			}
 			if tt.status == http.StatusUpgradeRequired && tt.name == "wrong version" && resp.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Errorf("426 without Sec-WebSocket-Version: 13")
+			}
+		})
+	}
+}
+
+// TestReadLimitIsTheMessageSize checks the limit applies to the message,
+// not to its compressed frame: random bytes grow a little when deflated.
+func TestReadLimitIsTheMessageSize(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	random := make([]byte, limit+1)
+	rand.Read(random)
+	for _, comp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compression=%v", comp), func(t *testing.T) {
+			t.Parallel()
+			u, accepted := acceptedServer(t, &wschan.AcceptOptions{ReadLimit: limit, EnableCompression: comp})
+			ch := wstest.Dial(t, u, &wschan.DialOptions{EnableCompression: comp})
+			if err := ch.Send(t.Context(), wschan.Binary, random[:limit]); err != nil {
+				t.Fatal(err)
+			}
+			if m := wstest.Read(t, ch); !bytes.Equal(m.Data, random[:limit]) {
+				t.Fatalf("echo of a message at the limit: %d bytes", len(m.Data))
+			}
+			srv := serverChannel(t, accepted)
+			if err := ch.Send(t.Context(), wschan.Binary, random); err != nil {
+				t.Fatal(err)
+			}
+			wstest.WaitDone(t, srv)
+			if !errors.Is(srv.Err(), wschan.ErrMessageTooBig) || srv.CloseCode() != 1009 {
+				t.Fatalf("server Err() = %v code %v, want ErrMessageTooBig 1009", srv.Err(), srv.CloseCode())
+			}
+			wstest.WaitDone(t, ch)
+			if ch.CloseCode() != 1009 {
+				t.Fatalf("client CloseCode() = %v, want 1009", ch.CloseCode())
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"time"
+	"unicode/utf8"
 )
 
 // Config is everything `wschan serve` can be told. The zero value of a
@@ -56,6 +57,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultDrainTimeout     = 10 * time.Second
 	maxScenarioDelay        = 30 * time.Second
+	maxGreeting             = 64 << 10
 )
 
 // ErrConfig is matched by every error Validate returns.
@@ -112,8 +114,14 @@ func (c Config) Validate() error {
 	if c.MaxMessageSize < 0 {
 		return bad("--max-message-size must be positive")
 	}
-	if c.MaxConns < -1 || c.MaxConnsPerIP < -1 {
-		return bad("connection limits must be positive, or -1 for no limit")
+	if c.MaxConns < -1 {
+		return bad("--max-conns must be positive, or -1 for no limit")
+	}
+	if c.MaxConnsPerIP < -1 {
+		return bad("--max-conns-per-ip must be positive, or -1 for no limit")
+	}
+	if c.MessageRate < 0 && c.MessageRate != -1 {
+		return bad("--message-rate must be positive, or -1 for no limit")
 	}
 	if c.MessageBurst < 0 {
 		return bad("--message-burst must be positive")
@@ -129,8 +137,11 @@ func (c Config) Validate() error {
 	if c.TLSSelfSigned && c.TLSCert != "" {
 		return bad("--tls-self-signed and --tls-cert exclude each other")
 	}
-	if len(c.Greeting) > 0 && len(c.Greeting) > int(max(c.MaxMessageSize, DefaultMaxMessageSize)) {
-		return bad("--greeting is longer than the message size limit")
+	if !utf8.ValidString(c.Greeting) {
+		return bad("--greeting must be UTF-8 text (it is sent as a text message)")
+	}
+	if len(c.Greeting) > maxGreeting {
+		return bad("--greeting is longer than %d bytes", maxGreeting)
 	}
 	return nil
 }

@@ -15,20 +15,22 @@ import (
 
 // session is one echo connection's state.
 type session struct {
-	s       *Server
-	ch      atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
-	ip      string
-	remote  string
-	mu      sync.Mutex
-	tracked bool // the handler has counted the connection
-	over    bool // the channel has closed
-	start   time.Time
-	limiter *rate.Limiter
-	idle    *time.Timer
-	watch   *time.Timer // armed while an echo is being written
-	slow    atomic.Bool
-	in, out atomic.Int64
-	delay   time.Duration
+	s         *Server
+	ch        atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
+	ip        string
+	remote    string
+	mu        sync.Mutex
+	tracked   bool          // the handler has counted the connection
+	over      bool          // the channel has closed
+	greeted   chan struct{} // closed once the greeting is out; nil without one
+	greetOnce sync.Once
+	start     time.Time
+	limiter   *rate.Limiter
+	idle      *time.Timer
+	watch     *time.Timer // armed while an echo is being written
+	slow      atomic.Bool
+	in, out   atomic.Int64
+	delay     time.Duration
 
 	closeAfter  int64 // close after this many echoes (scenario), 0 = never
 	closeCode   wschan.StatusCode
@@ -100,6 +102,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	if eo.delay == 0 {
 		opts.OnMessage = se.onMessage
 	}
+	if s.cfg.Greeting != "" {
+		// The read loop starts inside Accept: echoes wait for the greeting.
+		se.greeted = make(chan struct{})
+		defer se.greet()
+	}
 	// Timers exist before the first message can arrive (the read loop starts
 	// inside Accept).
 	se.watch = time.AfterFunc(time.Hour, se.onSlow)
@@ -141,11 +148,21 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	} else if g := s.cfg.Greeting; g != "" {
 		se.send(ch, wschan.Text, []byte(g))
 	}
+	se.greet()
 	if eo.delay > 0 {
 		se.delayLoop(ch)
 	}
 	// Otherwise the handler returns now: the connection lives on the
 	// channel's read loop alone, and ended cleans up.
+}
+
+// greet lets echoes go once the greeting has been sent (or will not be).
+func (se *session) greet() {
+	se.greetOnce.Do(func() {
+		if se.greeted != nil {
+			close(se.greeted)
+		}
+	})
 }
 
 // ended runs when the channel has closed; whichever of it and the handler
@@ -180,6 +197,9 @@ func (se *session) stopTimers() {
 
 // onMessage handles one message on the read loop.
 func (se *session) onMessage(ch *wschan.Channel, m wschan.Message) {
+	if se.greeted != nil {
+		<-se.greeted
+	}
 	if !se.admitMessage(ch, len(m.Data)) {
 		return
 	}

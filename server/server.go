@@ -21,6 +21,7 @@ import (
 // Listen and Serve); it drains with 1001 when its context ends.
 type Server struct {
 	cfg Config
+	tls *tls.Config // nil for plain HTTP
 	log *slog.Logger
 	m   *metrics
 	mux *http.ServeMux
@@ -42,7 +43,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		tls:   tlsCfg,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		m:     newMetrics(),
@@ -111,11 +117,7 @@ func (s *Server) Run(ctx context.Context) error {
 // DrainTimeout for them to close, and returns nil (or the error that
 // stopped serving early).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	tlsCfg, err := s.tlsConfig()
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	tlsCfg := s.tls
 	scheme := "http"
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)

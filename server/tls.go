@@ -14,17 +14,18 @@ import (
 )
 
 // tlsConfig returns the TLS configuration asked for, or nil for plain HTTP.
-// HTTP/2 is offered for the page; WebSocket clients use HTTP/1.1.
-func (s *Server) tlsConfig() (*tls.Config, error) {
+// HTTP/2 is offered for the page; WebSocket clients use HTTP/1.1. A
+// certificate that cannot be loaded is a configuration error.
+func tlsConfig(c Config) (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error
 	switch {
-	case s.cfg.TLSCert != "":
-		cert, err = tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	case c.TLSCert != "":
+		cert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("load TLS certificate: %w (check --tls-cert and --tls-key)", err)
+			return nil, fmt.Errorf("%w: cannot load --tls-cert/--tls-key: %w", ErrConfig, err)
 		}
-	case s.cfg.TLSSelfSigned:
+	case c.TLSSelfSigned:
 		cert, err = selfSigned()
 		if err != nil {
 			return nil, fmt.Errorf("generate self-signed certificate: %w", err)

@@ -1,10 +1,13 @@
-// Command wschan is the wschan toolkit on the command line: for now its
-// help, which lists what each later subcommand will do. It only wires
-// packages together; the work lives in the library and feature packages.
+// Command wschan is the wschan toolkit on the command line: `wschan serve`
+// (the echo server, package server) and help that lists what each later
+// subcommand will do. It only wires packages together: flags and
+// environment into each package's Config, signals into a context, errors
+// into exit codes. The work lives in the library and feature packages.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +22,9 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default handling: the command
+	// drains, and a second Ctrl+C ends the process at once.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -27,26 +33,48 @@ func main() {
 // Exit codes.
 const (
 	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitError = 1 // the command ran and failed: a runtimeError
+	exitUsage = 2 // any other error: the command line or environment is wrong
 )
+
+// runtimeError marks an error that happened after the command line was
+// understood (such as a port in use); it exits 1 without the usage hint.
+type runtimeError struct{ err error }
+
+func (e runtimeError) Error() string { return e.err.Error() }
+func (e runtimeError) Unwrap() error { return e.err }
 
 // run is the whole program, testable in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd()
+	return execute(ctx, newRootCmd(os.LookupEnv), args, stdin, stdout, stderr)
+}
+
+// execute runs root with args and maps its error to an exit code and one
+// line on stderr (plus a pointer to the help for usage errors).
+func execute(ctx context.Context, root *cobra.Command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "wschan: %v\n", err)
-		fmt.Fprintln(stderr, "Run 'wschan --help' for usage.")
-		return exitUsage
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
 	}
-	return exitOK
+	name := root.Name()
+	if cmd != nil {
+		name = cmd.CommandPath()
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.As(err, new(runtimeError)) {
+		return exitError
+	}
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", name)
+	return exitUsage
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd builds the command tree; lookupEnv reads the WSCHAN_*
+// variables that stand in for flags.
+func newRootCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "wschan",
 		Short: "A WebSocket toolkit: echo server, demo client, pipe client and load tool",
@@ -56,12 +84,16 @@ It replaces the public echo servers that WebSocket tutorials point to
 (ws://echo.websocket.org is gone) with one you run yourself, and gives you
 the tutorial's demo app, a pipe-friendly client and a load generator.
 
-Status: the library (github.com/wschan/wschan) is ready; the commands below
-arrive in the next releases:
+Ready now:
+
+  wschan serve      the echo server: /ws echoes every message, test scenarios
+                    for clients, /healthz, /readyz, /metrics and a page at /
+                    (wschan serve --help lists its flags and endpoints)
+
+Arriving in the next releases:
 
   wschan            the "Work with WebSockets" demo app in the terminal,
                     on an echo server started in-process (works offline)
-  wschan serve      the echo server, with the demo page at /
   wschan connect    a client for scripts: stdin lines → messages → stdout
   wschan bench      measure any WebSocket server
 
@@ -75,5 +107,6 @@ Library documentation: go doc github.com/wschan/wschan`,
 		},
 	}
 	root.SetVersionTemplate("wschan {{.Version}}\n")
+	root.AddCommand(newServeCmd(lookupEnv))
 	return root
 }

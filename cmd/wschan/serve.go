@@ -1,0 +1,437 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/wschan/wschan/server"
+)
+
+// envPrefix starts the environment variable that stands for each flag:
+// --max-message-size is WSCHAN_MAX_MESSAGE_SIZE.
+const envPrefix = "WSCHAN_"
+
+// lookupEnvFunc reads one environment variable (os.LookupEnv in main).
+type lookupEnvFunc func(key string) (string, bool)
+
+// serveOptions is what `wschan serve` is told: a server.Config filled in
+// field by field from the flags and the environment, plus the logger's
+// settings.
+type serveOptions struct {
+	cfg       server.Config
+	logFormat string // text or json
+	logLevel  slog.Level
+	flagNames []string // every flag, in definition order: each has a WSCHAN_* variable
+	fromEnv   []string // flags set from the environment
+}
+
+func newServeCmd(lookupEnv lookupEnvFunc) *cobra.Command {
+	o := &serveOptions{}
+	cmd := o.command()
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := o.applyEnv(cmd, lookupEnv); err != nil {
+			return err
+		}
+		return o.serve(cmd)
+	}
+	return cmd
+}
+
+// command builds the cobra command with its flags bound to o; RunE is
+// left to the caller.
+func (o *serveOptions) command() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the WebSocket echo server (with test scenarios, health checks and metrics)",
+		Long:  serveLong(),
+		Example: `  wschan serve
+  wschan serve --addr :8080 --greeting 'hello from wschan'
+  WSCHAN_ADDR=0.0.0.0:9000 wschan serve --log-format json
+  wschan serve --tls-self-signed          # wss://localhost:8080/ws`,
+		Args: cobra.NoArgs,
+	}
+	// Defaults in one place; the flags show them in --help.
+	o.cfg = server.Config{
+		Addr:             server.DefaultAddr,
+		MaxMessageSize:   server.DefaultMaxMessageSize,
+		MaxConns:         server.DefaultMaxConns,
+		MaxConnsPerIP:    server.DefaultMaxConnsPerIP,
+		MessageRate:      server.DefaultMessageRate,
+		HandshakeTimeout: server.DefaultHandshakeTimeout,
+		IdleTimeout:      server.DefaultIdleTimeout,
+		PingInterval:     server.DefaultPingInterval,
+		PingTimeout:      server.DefaultPingTimeout,
+		WriteTimeout:     server.DefaultWriteTimeout,
+		DrainTimeout:     server.DefaultDrainTimeout,
+	}
+	o.logFormat, o.logLevel = "text", slog.LevelInfo
+
+	c := &o.cfg
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	name := func(n string) string { o.flagNames = append(o.flagNames, n); return n }
+	boolVar := func(p *bool, n, usage string) {
+		fs.VarPF(boolValue(p), name(n), "", usage).NoOptDefVal = "true"
+	}
+
+	fs.StringVar(&c.Addr, name("addr"), c.Addr,
+		"listen address `host:port`; \":8080\" or \"0.0.0.0:8080\" listens on every interface")
+	boolVar(&c.Compression, "compression",
+		"negotiate permessage-deflate when the client offers it (default off)")
+	fs.StringVar(&c.Greeting, name("greeting"), "",
+		"`text` message sent once on connect, before any echo (default none: pure echo)")
+	boolVar(&c.NoScenarios, "no-scenarios",
+		"turn off the test scenario routes listed above")
+
+	fs.Var(sizeValue(&c.MaxMessageSize), name("max-message-size"),
+		"largest message a client may send, in bytes or with a KiB, MiB or GiB suffix; larger ones close with 1009")
+	fs.Var(intValue(&c.MaxConns), name("max-conns"),
+		"open WebSocket connections in all; more get HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(intValue(&c.MaxConnsPerIP), name("max-conns-per-ip"),
+		"open WebSocket connections per client IP; more get HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(floatValue(&c.MessageRate), name("message-rate"),
+		"messages per second per connection (token bucket); faster clients are closed with 1008; -1 for no limit")
+	fs.Var(intValue(&c.MessageBurst), name("message-burst"),
+		"messages a connection may send at once before the rate applies (default 2 × --message-rate)")
+
+	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
+		"time a client has to send its request headers (slowloris guard)")
+	fs.Var(durationValue(&c.IdleTimeout, true), name("idle-timeout"),
+		"close a connection that sends no message for this long (1000 \"idle timeout\"); off to disable")
+	fs.Var(durationValue(&c.PingInterval, true), name("ping-interval"),
+		"how often to ping each client to keep the connection alive; off to disable")
+	fs.Var(durationValue(&c.PingTimeout, true), name("ping-timeout"),
+		"drop a client that does not answer a ping within this; off to disable")
+	fs.Var(durationValue(&c.WriteTimeout, false), name("write-timeout"),
+		"drop a client that does not read an echo for this long (1008)")
+
+	fs.StringSliceVar(&c.AllowedOrigins, name("allowed-origins"), nil,
+		"comma-separated browser Origin `hosts` allowed, as path.Match patterns like *.example.com (default: any origin)")
+	fs.StringVar(&c.TLSCert, name("tls-cert"), "",
+		"serve https:// and wss:// with this PEM certificate `file` (needs --tls-key)")
+	fs.StringVar(&c.TLSKey, name("tls-key"), "",
+		"PEM private key `file` for --tls-cert")
+	boolVar(&c.TLSSelfSigned, "tls-self-signed",
+		"serve https:// and wss:// with a certificate made in memory for localhost; clients must skip verification (default off)")
+	fs.Var(durationValue(&c.DrainTimeout, false), name("drain-timeout"),
+		"on shutdown, how long to wait for clients to close after 1001 \"going away\"")
+
+	fs.Var(logFormatValue(&o.logFormat), name("log-format"), "log format: text or json")
+	fs.Var(levelValue(&o.logLevel), name("log-level"), "least important log level shown: debug, info, warn or error")
+	return cmd
+}
+
+// serveLong is the help text; it lists the scenarios the server offers.
+func serveLong() string {
+	var b strings.Builder
+	b.WriteString(`Run the WebSocket echo server: a replacement for the public echo servers
+that tutorials point to (ws://echo.websocket.org is gone).
+
+Endpoints, on one listener (--addr, default ` + server.DefaultAddr + `):
+  /ws        echo every message back unchanged: same type, same bytes, in order
+  /          the demo page; a WebSocket upgrade here echoes as /ws does
+  /healthz   liveness: 200 "ok" while the process runs
+  /readyz    readiness: 200 "ready", 503 while draining
+  /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close codes
+
+Test scenarios for client developers (--no-scenarios turns them off):
+`)
+	scs := server.Scenarios()
+	width := 0
+	for _, s := range scs {
+		width = max(width, len(s.Path))
+	}
+	for _, s := range scs {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, s.Path, s.Summary)
+	}
+	b.WriteString(`
+Stopping: Ctrl+C (SIGINT) or SIGTERM stops accepting, reports not ready,
+closes every connection with 1001 "going away", waits up to --drain-timeout
+for clients to close, then exits 0. Press Ctrl+C again to quit at once.
+
+Origins: any origin is allowed by default, because the server holds no
+credentials or per-user state: a page on another site gains nothing by
+using a visitor's browser against it. --allowed-origins restricts it.
+
+Environment: every flag can also be set with a WSCHAN_ variable named after
+it in upper case with underscores (--max-message-size is
+WSCHAN_MAX_MESSAGE_SIZE). A flag on the command line wins over the
+environment. A value of 0 means the default.
+
+Logs go to stderr, one line per connection opened and closed; message
+contents are never logged. With --log-format text the first line says where
+to connect; with json, every line is a JSON record ("listening" has the URL).
+
+Exit status: 0 after a clean stop; 2 for a bad flag, value or environment
+variable; 1 when the server fails (for example, the port is in use).`)
+	return b.String()
+}
+
+// applyEnv sets every flag not given on the command line from its
+// WSCHAN_* variable, if that is set and not empty.
+func (o *serveOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) error {
+	fs := cmd.Flags()
+	for _, name := range o.flagNames {
+		f := fs.Lookup(name)
+		if f == nil || f.Changed {
+			continue
+		}
+		key := envName(name)
+		v, ok := lookupEnv(key)
+		if !ok || v == "" {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			return fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
+		}
+		f.Changed = true
+		o.fromEnv = append(o.fromEnv, name)
+	}
+	return nil
+}
+
+// envName is the environment variable for a flag: max-conns → WSCHAN_MAX_CONNS.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// serve runs the server until the command's context ends.
+func (o *serveOptions) serve(cmd *cobra.Command) error {
+	stderr := cmd.ErrOrStderr()
+	cfg := o.cfg
+	cfg.Logger = o.logger(stderr)
+	srv, err := server.New(cfg)
+	if err != nil {
+		if errors.Is(err, server.ErrConfig) {
+			return o.blameEnv(err) // the user's to fix: a usage error
+		}
+		return runtimeError{err}
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return runtimeError{err}
+	}
+	if o.logFormat == "text" {
+		ws, page := urls(ln.Addr(), cfg.TLSCert != "" || cfg.TLSSelfSigned)
+		fmt.Fprintf(stderr, "wschan serve: echo server on %s, page at %s (Ctrl+C to stop)\n", ws, page)
+	}
+	if err := srv.Serve(cmd.Context(), ln); err != nil {
+		return runtimeError{err}
+	}
+	return nil
+}
+
+// blameEnv adds to a configuration error the variables that set the flags
+// it names, since the user may not have typed them.
+func (o *serveOptions) blameEnv(err error) error {
+	var vars []string
+	for _, name := range o.fromEnv {
+		if mentionsFlag(err.Error(), name) {
+			vars = append(vars, envName(name))
+		}
+	}
+	if len(vars) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (set by %s)", err, strings.Join(vars, ", "))
+}
+
+// mentionsFlag reports whether msg names --flag (and not a longer flag
+// that starts with the same words, as --max-conns-per-ip does --max-conns).
+func mentionsFlag(msg, flag string) bool {
+	for rest := msg; ; {
+		i := strings.Index(rest, "--"+flag)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+2+len(flag):]
+		if rest == "" || !(rest[0] == '-' || 'a' <= rest[0] && rest[0] <= 'z') {
+			return true
+		}
+	}
+}
+
+func (o *serveOptions) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: o.logLevel}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// urls returns the WebSocket and page URLs a client on this machine can
+// use for addr: an unspecified host (":8080", "0.0.0.0") becomes localhost.
+func urls(addr net.Addr, tls bool) (ws, page string) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		host, port = addr.String(), ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	hp := host
+	if port != "" {
+		hp = net.JoinHostPort(host, port)
+	}
+	if tls {
+		return "wss://" + hp + "/ws", "https://" + hp + "/"
+	}
+	return "ws://" + hp + "/ws", "http://" + hp + "/"
+}
+
+// value is a flag value: parse reads it, format shows it (in --help for
+// the default), and parse's errors say what to write instead, for flags
+// and WSCHAN_* variables alike.
+type value[T any] struct {
+	p      *T
+	parse  func(string) (T, error)
+	format func(T) string
+	typ    string
+}
+
+func (v value[T]) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.format(*v.p)
+}
+
+func (v value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = x
+	return nil
+}
+
+func (v value[T]) Type() string { return v.typ }
+
+func boolValue(p *bool) value[bool] {
+	return value[bool]{p, func(s string) (bool, error) {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, errors.New("want true or false")
+		}
+		return b, nil
+	}, strconv.FormatBool, "bool"}
+}
+
+func intValue(p *int) value[int] {
+	return value[int]{p, func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, errors.New("want a whole number, such as 100")
+		}
+		return n, nil
+	}, strconv.Itoa, "int"}
+}
+
+func floatValue(p *float64) value[float64] {
+	return value[float64]{p, func(s string) (float64, error) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, errors.New("want a number, such as 100 or 0.5")
+		}
+		return f, nil
+	}, func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }, "float"}
+}
+
+func sizeValue(p *int64) value[int64] { return value[int64]{p, parseSize, formatSize, "size"} }
+
+// durationValue reads a duration; with off, also "off" (and -1), stored as -1.
+func durationValue(p *time.Duration, off bool) value[time.Duration] {
+	hint := "want a duration, such as 10s, 1m30s or 500ms"
+	if off {
+		hint += ", or off"
+	}
+	return value[time.Duration]{p, func(s string) (time.Duration, error) {
+		if t := strings.ToLower(strings.TrimSpace(s)); off && (t == "off" || t == "-1") {
+			return -1, nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, errors.New(hint)
+		}
+		return d, nil
+	}, func(d time.Duration) string {
+		if off && d < 0 {
+			return "off"
+		}
+		return d.String()
+	}, "duration"}
+}
+
+func logFormatValue(p *string) value[string] {
+	return value[string]{p, func(s string) (string, error) {
+		if s != "text" && s != "json" {
+			return "", errors.New("want text or json")
+		}
+		return s, nil
+	}, func(s string) string { return s }, "format"}
+}
+
+func levelValue(p *slog.Level) value[slog.Level] {
+	return value[slog.Level]{p, func(s string) (slog.Level, error) {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(s)); err != nil {
+			return 0, errors.New("want debug, info, warn or error")
+		}
+		return l, nil
+	}, func(l slog.Level) string { return strings.ToLower(l.String()) }, "level"}
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10},
+	{"gb", 1e9}, {"mb", 1e6}, {"kb", 1e3},
+	{"b", 1}, {"", 1},
+}
+
+// parseSize reads a byte count: digits, then optionally (in any case, after
+// optional spaces) B, KiB, MiB, GiB (powers of 1024) or kB, MB, GB (powers
+// of 1000). "1MiB" is 1048576.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
+		i++
+	}
+	bad := errors.New("want bytes (1048576) or a size with a KiB, MiB or GiB suffix (1MiB)")
+	if i == 0 {
+		return 0, bad
+	}
+	unit := strings.ToLower(strings.TrimSpace(t[i:]))
+	for _, u := range sizeUnits {
+		if unit != u.suffix {
+			continue
+		}
+		n, err := strconv.ParseInt(t[:i], 10, 64)
+		if err != nil || n > math.MaxInt64/u.mult {
+			return 0, errors.New("too large: at most 8EiB")
+		}
+		return n * u.mult, nil
+	}
+	return 0, bad
+}
+
+// formatSize writes n with the largest binary suffix that divides it:
+// 1048576 is "1MiB", 1000 is "1000".
+func formatSize(n int64) string {
+	for _, u := range sizeUnits[:3] {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + strings.ToUpper(u.suffix[:1]) + "iB"
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
