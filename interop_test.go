@@ -9,16 +9,13 @@ package wschan_test
 // point a peer client at a wschan server built on wschan.Accept.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/internal/peers"
@@ -70,41 +67,6 @@ func interopType(peerType string) wschan.MessageType {
 	return 0
 }
 
-// interopRandom returns n reproducible random bytes.
-func interopRandom(n int, seed byte) []byte {
-	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{seed})
-	_, _ = r.Read(b)
-	return b
-}
-
-// interopRandomText returns n bytes of reproducible random UTF-8 text that
-// mixes 1- to 4-byte characters.
-func interopRandomText(n int, seed byte) []byte {
-	alphabet := []rune("abcdefghij KLMNOP 0123456789 .,;!? éßø ΩЖ 世界 🙂\n")
-	r := rand.New(rand.NewChaCha8([32]byte{seed}))
-	b := make([]byte, 0, n)
-	for {
-		c := alphabet[r.IntN(len(alphabet))]
-		if len(b)+utf8.RuneLen(c) > n {
-			break
-		}
-		b = utf8.AppendRune(b, c)
-	}
-	for len(b) < n {
-		b = append(b, 'x')
-	}
-	return b
-}
-
-// interopTile repeats block to exactly n bytes.
-func interopTile(block []byte, n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i < n; i += copy(b[i:], block) {
-	}
-	return b
-}
-
 // interopPlainMessages is the matrix echoed without compression.
 func interopPlainMessages() []interopMsg {
 	all := make([]byte, 256)
@@ -116,8 +78,8 @@ func interopPlainMessages() []interopMsg {
 		{name: "binary", typ: wschan.Binary, data: all},
 		{name: "empty text", typ: wschan.Text, data: []byte{}},
 		{name: "empty binary", typ: wschan.Binary, data: []byte{}},
-		{name: "1 MiB binary", typ: wschan.Binary, data: interopRandom(1<<20, 1)},
-		{name: "1 MiB text", typ: wschan.Text, data: interopRandomText(1<<20, 2)},
+		{name: "1 MiB binary", typ: wschan.Binary, data: wstest.RandomBytes(1<<20, 1)},
+		{name: "1 MiB text", typ: wschan.Text, data: wstest.RandomText(1<<20, 2)},
 	}
 }
 
@@ -130,7 +92,7 @@ func interopPlainMessages() []interopMsg {
 // matched against the first, again more than 4 KiB back from 5 KiB on.
 func interopCompressedMessages() []interopMsg {
 	sentence := []byte("the quick brown fox jumps over the lazy dog; ")
-	far := interopRandom(6<<10, 3)
+	far := wstest.RandomBytes(6<<10, 3)
 	sizes := []struct {
 		name string
 		n    int
@@ -142,28 +104,14 @@ func interopCompressedMessages() []interopMsg {
 			repeat = 1
 		}
 		out = append(out,
-			interopMsg{name: s.name + " repetitive text", typ: wschan.Text, data: interopTile(sentence, s.n), repeat: repeat},
-			interopMsg{name: s.name + " random binary", typ: wschan.Binary, data: interopRandom(s.n, byte(10+i)), repeat: repeat},
+			interopMsg{name: s.name + " repetitive text", typ: wschan.Text, data: wstest.Tile(sentence, s.n), repeat: repeat},
+			interopMsg{name: s.name + " random binary", typ: wschan.Binary, data: wstest.RandomBytes(s.n, byte(10+i)), repeat: repeat},
 		)
 		if s.n > len(far) {
-			out = append(out, interopMsg{name: s.name + " far repeats binary", typ: wschan.Binary, data: interopTile(far, s.n), repeat: repeat})
+			out = append(out, interopMsg{name: s.name + " far repeats binary", typ: wschan.Binary, data: wstest.Tile(far, s.n), repeat: repeat})
 		}
 	}
 	return out
-}
-
-// interopCompare reports a message that differs from the one sent.
-func interopCompare(t testing.TB, what string, wantType wschan.MessageType, want []byte, gotType wschan.MessageType, got []byte) {
-	t.Helper()
-	if gotType == wantType && bytes.Equal(got, want) {
-		return
-	}
-	diff := 0
-	for diff < min(len(got), len(want)) && got[diff] == want[diff] {
-		diff++
-	}
-	t.Errorf("%s: got %v message of %d bytes, want %v message of %d bytes (first difference at byte %d)",
-		what, gotType, len(got), wantType, len(want), diff)
 }
 
 // interopNext returns a peer's next event and checks its kind.
@@ -214,7 +162,7 @@ func interopEcho(ctx context.Context, t testing.TB, ch *wschan.Channel, m intero
 		if err != nil {
 			t.Fatalf("Read echo #%d: %v (channel ended with %v %q)", i, err, ch.CloseCode(), ch.CloseReason())
 		}
-		interopCompare(t, fmt.Sprintf("echo #%d", i), m.typ, m.data, got.Type, got.Data)
+		wstest.CompareMessage(t, fmt.Sprintf("echo #%d", i), m.typ, m.data, got.Type, got.Data)
 	}
 }
 
@@ -289,7 +237,7 @@ func interopPeerEcho(ctx context.Context, t testing.TB, c *peers.Client, m inter
 	}
 	for i := range m.times() {
 		ev := interopNext(ctx, t, "client", c.Next, "message")
-		interopCompare(t, fmt.Sprintf("echo #%d", i), m.typ, m.data, interopType(ev.Type), ev.Data)
+		wstest.CompareMessage(t, fmt.Sprintf("echo #%d", i), m.typ, m.data, interopType(ev.Type), ev.Data)
 	}
 }
 

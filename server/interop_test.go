@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -21,7 +20,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/internal/peers"
@@ -48,32 +46,6 @@ type interopMsg struct {
 	data []byte
 }
 
-// interopRandom returns n reproducible random bytes.
-func interopRandom(n int, seed byte) []byte {
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8([32]byte{seed}).Read(b)
-	return b
-}
-
-// interopRandomText returns exactly n bytes of reproducible random UTF-8
-// mixing 1- to 4-byte characters.
-func interopRandomText(n int, seed byte) []byte {
-	alphabet := []rune("abcdefghij KLMNOP 0123456789 .,;!? éßø ΩЖ 世界 🙂\n")
-	r := rand.New(rand.NewChaCha8([32]byte{seed}))
-	b := make([]byte, 0, n)
-	for {
-		c := alphabet[r.IntN(len(alphabet))]
-		if len(b)+utf8.RuneLen(c) > n {
-			break
-		}
-		b = utf8.AppendRune(b, c)
-	}
-	for len(b) < n {
-		b = append(b, 'x')
-	}
-	return b
-}
-
 // interopPlain is the message set echoed on every connection: the sizes
 // and types the issue names, up to the default limit of 1 MiB exactly.
 func interopPlain() []interopMsg {
@@ -86,8 +58,8 @@ func interopPlain() []interopMsg {
 		{"binary", wschan.Binary, all},
 		{"empty text", wschan.Text, []byte{}},
 		{"empty binary", wschan.Binary, []byte{}},
-		{"1 MiB binary", wschan.Binary, interopRandom(1<<20, 1)},
-		{"1 MiB text", wschan.Text, interopRandomText(1<<20, 2)},
+		{"1 MiB binary", wschan.Binary, wstest.RandomBytes(1<<20, 1)},
+		{"1 MiB text", wschan.Text, wstest.RandomText(1<<20, 2)},
 	}
 }
 
@@ -290,21 +262,6 @@ func interopPeerType(typ wschan.MessageType) string {
 	return "binary"
 }
 
-// interopCompare reports a message that differs from the one expected,
-// without printing megabytes.
-func interopCompare(t testing.TB, what string, wantType wschan.MessageType, want []byte, gotType wschan.MessageType, got []byte) {
-	t.Helper()
-	if gotType == wantType && bytes.Equal(got, want) {
-		return
-	}
-	diff := 0
-	for diff < min(len(got), len(want)) && got[diff] == want[diff] {
-		diff++
-	}
-	t.Errorf("%s: got %v message of %d bytes %.40q, want %v message of %d bytes %.40q (first difference at byte %d)",
-		what, gotType, len(got), got, wantType, len(want), want, diff)
-}
-
 func TestInteropEcho(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -390,14 +347,14 @@ func TestInteropEcho(t *testing.T) {
 				c.send(ctx, t, first.typ, first.data)
 				if tt.wantGreeting != "" {
 					typ, data := c.read(ctx, t, "the greeting")
-					interopCompare(t, "greeting", wschan.Text, []byte(tt.wantGreeting), typ, data)
+					wstest.CompareMessage(t, "greeting", wschan.Text, []byte(tt.wantGreeting), typ, data)
 				}
 				typ, data := c.read(ctx, t, "the echo of "+first.name)
-				interopCompare(t, "echo of "+first.name, first.typ, first.data, typ, data)
+				wstest.CompareMessage(t, "echo of "+first.name, first.typ, first.data, typ, data)
 				for _, m := range tt.msgs[1:] {
 					c.send(ctx, t, m.typ, m.data)
 					typ, data := c.read(ctx, t, "the echo of "+m.name)
-					interopCompare(t, "echo of "+m.name, m.typ, m.data, typ, data)
+					wstest.CompareMessage(t, "echo of "+m.name, m.typ, m.data, typ, data)
 				}
 
 				// Small messages sent back to back come back in order.
@@ -408,7 +365,7 @@ func TestInteropEcho(t *testing.T) {
 				}
 				for i := range burst {
 					typ, data := c.read(ctx, t, fmt.Sprintf("burst echo %d", i))
-					interopCompare(t, fmt.Sprintf("burst echo %d", i), types[i%2], fmt.Appendf(nil, "burst %d", i), typ, data)
+					wstest.CompareMessage(t, fmt.Sprintf("burst echo %d", i), types[i%2], fmt.Appendf(nil, "burst %d", i), typ, data)
 				}
 			})
 		}
@@ -557,7 +514,7 @@ func TestInteropFragmented(t *testing.T) {
 			name: "1 MiB in fragments of 64 KiB, greeting first",
 			cfg:  server.Config{Greeting: "welcome"},
 			frames: func() []wstest.Frame {
-				data := interopRandomText(1<<20, 7)
+				data := wstest.RandomText(1<<20, 7)
 				var fs []wstest.Frame
 				for i := 0; i < len(data); i += 64 << 10 {
 					op := byte(opCont)
@@ -572,7 +529,7 @@ func TestInteropFragmented(t *testing.T) {
 				return fs
 			}(),
 			wantOp:    opText,
-			want:      interopRandomText(1<<20, 7),
+			want:      wstest.RandomText(1<<20, 7),
 			wantPongs: [][]byte{[]byte("mid")},
 		},
 	}
