@@ -3,8 +3,8 @@ package wschan_test
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
