@@ -165,13 +165,11 @@ func (w *textWatch) check(p []byte, s seg) bool {
 	if !s.masked {
 		return w.utf.feed(b)
 	}
-	var buf [512]byte
+	var buf [4096]byte
 	pos := s.maskPos
 	for len(b) > 0 {
 		n := copy(buf[:], b)
-		for j := 0; j < n; j++ {
-			buf[j] ^= s.mask[(pos+j)&3]
-		}
+		unmask(buf[:n], s.mask, pos)
 		if !w.utf.feed(buf[:n]) {
 			return false
 		}
@@ -179,6 +177,22 @@ func (w *textWatch) check(p []byte, s seg) bool {
 		b = b[n:]
 	}
 	return true
+}
+
+// unmask XORs b with key, starting at key byte pos, eight bytes at a time.
+func unmask(b []byte, key [4]byte, pos int) {
+	var k [8]byte
+	for i := range k {
+		k[i] = key[(pos+i)&3]
+	}
+	k64 := binary.LittleEndian.Uint64(k[:])
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k64)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= key[(pos+i)&3]
+	}
 }
 
 // utf8Run validates UTF-8 incrementally: a sequence may be split between

@@ -154,3 +154,27 @@ func TestInvalidUTF8FailsFast(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkTextWatch measures the early UTF-8 check on a 16 KiB masked
+// text frame that arrives in 4 KiB reads (the case it validates).
+func BenchmarkTextWatch(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"ascii", bytes.Repeat([]byte("x"), 16<<10)},
+		{"mixed", wstest.RandomText(16<<10, 1)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			stream := wstest.Frame{Fin: true, Opcode: opText, Masked: true, Payload: tc.msg}.Encode()
+			b.SetBytes(int64(len(tc.msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var w wschan.TextWatch
+				if !feedChopped(&w, stream, []int{4096}) {
+					b.Fatal("valid text refused")
+				}
+			}
+		})
+	}
+}
