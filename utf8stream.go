@@ -159,15 +159,36 @@ func (w *textWatch) endFrame() bool {
 	return true
 }
 
-// check validates one payload piece, unmasking as it goes.
+// check validates one payload piece, unmasking as it goes. Runs of ASCII
+// are checked in place, a word at a time; the rest is unmasked into a small
+// buffer on the stack and validated there.
 func (w *textWatch) check(p []byte, s seg) bool {
 	b := p[s.off : s.off+s.n]
 	if !s.masked {
 		return w.utf.feed(b)
 	}
-	var buf [4096]byte
+	var keys [4]uint64 // the mask as a word, for each starting phase
+	for ph := range keys {
+		var k [8]byte
+		for i := range k {
+			k[i] = s.mask[(ph+i)&3]
+		}
+		keys[ph] = binary.LittleEndian.Uint64(k[:])
+	}
+	var buf [512]byte
 	pos := s.maskPos
 	for len(b) > 0 {
+		if w.utf.need == 0 {
+			i := 0
+			for i+8 <= len(b) && (binary.LittleEndian.Uint64(b[i:])^keys[(pos+i)&3])&0x8080808080808080 == 0 {
+				i += 8
+			}
+			pos = (pos + i) & 3
+			b = b[i:]
+			if len(b) == 0 {
+				break
+			}
+		}
 		n := copy(buf[:], b)
 		unmask(buf[:n], s.mask, pos)
 		if !w.utf.feed(buf[:n]) {
