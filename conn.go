@@ -43,11 +43,12 @@ type wsconn struct {
 	nc       *netConn
 	protocol string
 
-	localClose atomic.Bool  // this side started the closing handshake
-	timedOut   atomic.Bool  // the dead-peer check ended the connection
-	blocked    atomic.Bool  // the read loop waits for the stream's consumer
-	inCallback atomic.Bool  // the read loop is inside an OnMessage callback
-	aborted    atomic.Value // error: a Send's context ended mid-write
+	localClose atomic.Bool   // this side started the closing handshake
+	timedOut   atomic.Bool   // the dead-peer check ended the connection
+	blocked    atomic.Bool   // the read loop waits for the stream's consumer
+	inCallback atomic.Bool   // the read loop is inside an OnMessage callback
+	aborted    atomic.Value  // error: a Send's context ended mid-write
+	sem        chan struct{} // one Send writes at a time
 
 	// keepalive
 	kmu      sync.Mutex
@@ -63,7 +64,7 @@ type wsconn struct {
 }
 
 func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string) *wsconn {
-	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{})}
+	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{}), sem: make(chan struct{}, 1)}
 	bind(ws, c)
 	nc.upgraded.Store(true)
 	nc.startWatch(func() { _ = ws.WriteClose(uint16(StatusInvalidFramePayloadData), []byte("invalid UTF-8")) })
@@ -118,29 +119,55 @@ func (c *wsconn) deliver(m *gws.Message) {
 	c.nc.lastRead.Store(monotime())
 }
 
-// write sends one data message. ctx bounds a write blocked on a peer that
-// does not read; if it ends mid-frame the connection cannot continue and is
-// dropped.
+// write sends one data message. Sends take turns on sem, so ctx bounds
+// both the wait for the turn and a write blocked on a peer that does not
+// read; if ctx ends mid-frame the connection cannot continue and is dropped.
 func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("wschan: send: %w", err)
 	}
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() {
-			c.aborted.Store(ctx.Err())
-			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
-		})
-	}
-	err := c.ws.WriteMessage(gws.Opcode(typ), data)
-	if stop != nil && !stop() && err != nil {
-		return fmt.Errorf("wschan: send: %w", ctx.Err())
-	}
-	if err == nil {
+	done := ctx.Done()
+	if done == nil {
+		c.sem <- struct{}{}
+		err := c.ws.WriteMessage(gws.Opcode(typ), data)
+		<-c.sem
+		if err != nil {
+			return c.sendErr(err)
+		}
 		return nil
 	}
-	return c.sendErr(err)
+	select {
+	case c.sem <- struct{}{}:
+	case <-done:
+		return fmt.Errorf("wschan: send: %w", ctx.Err())
+	}
+	defer func() { <-c.sem }()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		c.aborted.Store(ctx.Err())
+		_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
+	})
+	err := c.ws.WriteMessage(gws.Opcode(typ), data)
+	if !stop() {
+		<-fired
+		if err == nil {
+			// The frame went out whole before the deadline took effect:
+			// take the deadline back, the connection is fine.
+			_ = c.nc.SetWriteDeadline(time.Time{})
+			c.aborted.Store(errNotAborted)
+			return nil
+		}
+		return fmt.Errorf("wschan: send: %w", ctx.Err())
+	}
+	if err != nil {
+		return c.sendErr(err)
+	}
+	return nil
 }
+
+// errNotAborted clears wsconn.aborted (an atomic.Value cannot hold nil).
+var errNotAborted = errors.New("not aborted")
 
 func (c *wsconn) sendErr(err error) error {
 	select {
@@ -225,7 +252,7 @@ func (c *wsconn) classify(err error) (StatusCode, string, error) {
 	if c.timedOut.Load() {
 		return StatusAbnormalClosure, "", fmt.Errorf("%w: peer did not answer a ping within %v", ErrTimeout, c.ch.set.pingTimeout)
 	}
-	if a, ok := c.aborted.Load().(error); ok {
+	if a, ok := c.aborted.Load().(error); ok && a != errNotAborted {
 		return StatusAbnormalClosure, "", fmt.Errorf("%w: send abandoned mid-message: %w", ErrConnectionLost, a)
 	}
 	if code, reason, ok := c.nc.sent(); ok {

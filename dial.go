@@ -153,6 +153,10 @@ func parseURL(raw string) (*url.URL, error) {
 	case "":
 		return nil, fmt.Errorf("%w: %q has no scheme (write ws://%s or wss://%s)", ErrInvalidURL, raw, raw, raw)
 	default:
+		if u.Opaque != "" && strings.Trim(u.Opaque, "0123456789") == "" {
+			// "localhost:8080" parses as scheme "localhost".
+			return nil, fmt.Errorf("%w: %q has no scheme (write ws://%s or wss://%s)", ErrInvalidURL, raw, raw, raw)
+		}
 		return nil, fmt.Errorf("%w: scheme %q is not ws, wss, http or https", ErrInvalidURL, u.Scheme)
 	}
 	if u.Host == "" || u.Hostname() == "" {
