@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,12 +51,15 @@ func (l leakChecked) Run() int {
 // its own loopback ports in $PORT and $PORT2. Commands beyond testscript's
 // own:
 //
-//	waitready URL         poll GET URL until it answers 200 (10s at most)
+//	waitready [-insecure] URL
+//	                      poll GET URL until it answers 200 (10s at most); -insecure skips TLS verification
 //	httpget URL           GET URL: body to stdout, status line to stderr; fails unless 200 (! expects another status)
 //	wsecho [-wait] URL TEXT
 //	                      dial URL with wschan, send TEXT, print every message received until its echo, close 1000;
 //	                      -wait first reads and prints one message (a greeting) before sending
 //	exitcode N PROG ARGS  run PROG like exec and require exit status N (stdout and stderr kept for checks)
+//	silentlisten ADDR     listen on ADDR and accept connections, never answering, until the script ends
+//	unescape IN OUT       write OUT with the bytes IN spells: \xHH, \n, \t and \\ escapes; IN's own newlines are dropped
 //
 // go test -run TestScripts -update rewrites expected files (cmp's second
 // argument) inside the scripts; -testwork keeps each script's $WORK.
@@ -64,10 +69,12 @@ func TestScripts(t *testing.T) {
 		Dir:   "testdata/script",
 		Setup: setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitready": cmdWaitReady,
-			"httpget":   cmdHTTPGet,
-			"wsecho":    cmdWSEcho,
-			"exitcode":  cmdExitCode,
+			"waitready":    cmdWaitReady,
+			"httpget":      cmdHTTPGet,
+			"wsecho":       cmdWSEcho,
+			"exitcode":     cmdExitCode,
+			"unescape":     cmdUnescape,
+			"silentlisten": cmdSilentListen,
 		},
 		UpdateScripts:      *update,
 		RequireUniqueNames: true,
@@ -105,12 +112,19 @@ func httpClient() *http.Client {
 }
 
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
+	insecure := len(args) > 0 && args[0] == "-insecure"
+	if insecure {
+		args = args[1:]
+	}
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: waitready URL")
+		ts.Fatalf("usage: waitready [-insecure] URL")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	client := httpClient()
+	if insecure {
+		client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var last string
@@ -206,4 +220,68 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+func cmdUnescape(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: unescape IN OUT")
+	}
+	in := strings.ReplaceAll(ts.ReadFile(args[0]), "\n", "")
+	var out []byte
+	for i := 0; i < len(in); i++ {
+		if in[i] != '\\' {
+			out = append(out, in[i])
+			continue
+		}
+		if i+1 == len(in) {
+			ts.Fatalf("%s: \\ at the end", args[0])
+		}
+		i++
+		switch in[i] {
+		case 'n':
+			out = append(out, '\n')
+		case 't':
+			out = append(out, '\t')
+		case '\\':
+			out = append(out, '\\')
+		case 'x':
+			if i+2 >= len(in) {
+				ts.Fatalf("%s: short \\x escape", args[0])
+			}
+			b, err := strconv.ParseUint(in[i+1:i+3], 16, 8)
+			ts.Check(err)
+			out = append(out, byte(b))
+			i += 2
+		default:
+			ts.Fatalf("%s: unknown escape \\%c", args[0], in[i])
+		}
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), out, 0o666))
+}
+
+func cmdSilentListen(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: silentlisten ADDR")
+	}
+	ln, err := net.Listen("tcp", args[0])
+	ts.Check(err)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	ts.Defer(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 }
