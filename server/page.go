@@ -1,38 +1,23 @@
 package server
 
 import (
-	"html/template"
 	"net/http"
+
+	"github.com/wschan/wschan/server/web"
 )
 
-// The demo app's page arrives in its own issue; until then / explains the
-// endpoints.
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wschan echo server</title></head>
-<body>
-<h1>wschan echo server</h1>
-<p>Connect a WebSocket client to <code>{{.WS}}/ws</code>: every message comes back unchanged, same type, in order.</p>
-{{if .Scenarios}}<h2>Test scenarios</h2><ul>
-{{range .Scenarios}}<li><code>{{.Path}}</code>: {{.Summary}}</li>
-{{end}}</ul>{{end}}
-<p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></p>
-</body></html>
-`))
-
+// servePage writes the demo page (package web) for GET /. WebSocket
+// upgrades on / never get here: handleRoot sends them to the echo.
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
-	scheme := "ws"
-	if r.TLS != nil {
-		scheme = "wss"
-	}
-	var sc []Scenario
+	var p web.Page
 	if !s.cfg.NoScenarios {
-		sc = Scenarios()
+		for _, sc := range Scenarios() {
+			p.Endpoints = append(p.Endpoints, web.Endpoint{Path: sc.Path, Summary: sc.Summary})
+		}
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'")
-	_ = pageTmpl.Execute(w, struct {
-		WS        string
-		Scenarios []Scenario
-	}{scheme + "://" + r.Host, sc})
+	web.ServePage(w, r, p)
 }
+
+// staticHandler serves the page's assets (app.js, style.css, the icon);
+// routes mounts it at "GET /static/".
+func (s *Server) staticHandler() http.Handler { return web.Static() }

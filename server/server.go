@@ -61,13 +61,15 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's routes: /ws (and / for upgrades), the
-// scenarios, /healthz, /readyz, /metrics and the page at /.
+// scenarios, /healthz, /readyz, /metrics, and the demo page at / with its
+// assets under /static/.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.handleEcho)
 	mux.HandleFunc("GET /{$}", s.handleRoot)
+	mux.Handle("GET /static/", s.staticHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

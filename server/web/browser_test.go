@@ -1,0 +1,310 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wschan/wschan/server"
+	"github.com/wschan/wschan/server/web"
+)
+
+var updateScreenshot = flag.Bool("update-screenshot", false,
+	"copy the desktop screenshot of TestBrowser to docs/screenshot-web.png (shown in the README)")
+
+// requireEnv turns a missing browser, node or npm package from a skip into
+// a failure, as for the interop peers (internal/peers).
+const requireEnv = "WSCHAN_REQUIRE_PEERS"
+
+// browserTimeout bounds the whole browser suite.
+const browserTimeout = 3 * time.Minute
+
+// chromiumPath is Debian's Chromium (apt-get install -y chromium);
+// WSCHAN_CHROMIUM overrides it.
+func chromiumPath() string {
+	if p := os.Getenv("WSCHAN_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// requireBrowser skips the test, or fails it under WSCHAN_REQUIRE_PEERS=1,
+// when node, Chromium or the npm packages are missing. It returns the
+// module root.
+func requireBrowser(t *testing.T) string {
+	t.Helper()
+	why := func() string {
+		out, err := exec.Command("node", "--version").Output()
+		if err != nil {
+			return "node is not installed (apt-get install -y nodejs npm)"
+		}
+		v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+		if major, _, _ := strings.Cut(v, "."); atoi(major) < 20 {
+			return "node " + v + " is too old: playwright-core needs 20 or later"
+		}
+		if _, err := os.Stat(chromiumPath()); err != nil {
+			return chromiumPath() + " is missing (apt-get install -y chromium)"
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			return err.Error()
+		}
+		for _, pkg := range []string{"playwright-core", "axe-core"} {
+			if _, err := os.Stat(filepath.Join(root, "node_modules", pkg, "package.json")); err != nil {
+				return "the npm package " + pkg + " is not installed (run npm ci in " + root + ")"
+			}
+		}
+		return ""
+	}()
+	if why == "" {
+		root, _ := moduleRoot()
+		return root
+	}
+	if os.Getenv(requireEnv) == "1" {
+		t.Fatalf("browser tests required (%s=1): %s; ./scripts/test installs everything when run as root", requireEnv, why)
+	}
+	t.Skipf("browser tests skipped: %s (set %s=1 to make this a failure)", why, requireEnv)
+	return ""
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// moduleRoot is the directory of go.mod above the test's directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// liveServer is a real wschan server on a fixed loopback port that the
+// browser tests can stop and start again on the same port.
+type liveServer struct {
+	t       *testing.T
+	addr    string // host:port, fixed by the first start
+	routed  bool   // the server's own Handler serves /static/
+	backend string // with !routed: the server's address behind the front
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // nil while stopped
+	done   chan error
+}
+
+// startLive starts a server. When the server's Handler does not route
+// /static/ yet, a front on the public port serves the assets and proxies
+// everything else, WebSocket upgrades included, to the server on a port
+// of its own; stop and start then act on that server.
+func startLive(t *testing.T) *liveServer {
+	t.Helper()
+	probe, err := server.New(server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := do(t, probe.Handler(), "GET", "/static/app.js", nil)
+	ls := &liveServer{t: t, routed: resp.StatusCode == http.StatusOK}
+	if ls.routed {
+		ls.addr = "127.0.0.1:0"
+		if err := ls.start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ls.stop)
+		return ls
+	}
+	t.Log("server.Handler does not serve /static/ yet: the page's assets come from a front that proxies to the server")
+	ls.backend = "127.0.0.1:0"
+	if err := ls.start(); err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: ls.backend})
+	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, err.Error(), http.StatusBadGateway) // the server is stopped
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+web.StaticPrefix, web.Static())
+	mux.Handle("/", proxy)
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close) // after the server has closed the proxied WebSockets
+	t.Cleanup(ls.stop)
+	ls.addr = front.Listener.Addr().String()
+	return ls
+}
+
+// start starts a new server on the server's address (the first time, on a
+// port of its own choosing).
+func (ls *liveServer) start() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.cancel != nil {
+		return errors.New("already running")
+	}
+	addr := &ls.addr
+	if !ls.routed {
+		addr = &ls.backend
+	}
+	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	*addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	ls.cancel, ls.done = cancel, make(chan error, 1)
+	go func(done chan<- error) { done <- s.Serve(ctx, ln) }(ls.done)
+	return nil
+}
+
+// stop drains the server (1001 to every client) and waits for Serve.
+func (ls *liveServer) stop() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.cancel == nil {
+		return
+	}
+	ls.cancel()
+	if err := <-ls.done; err != nil {
+		ls.t.Errorf("Serve: %v", err)
+	}
+	ls.cancel = nil
+}
+
+// control lets the browser tests stop and start the server:
+// POST /stop, POST /start.
+func (ls *liveServer) control() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, _ *http.Request) {
+		ls.stop()
+		fmt.Fprintln(w, "stopped")
+	})
+	mux.HandleFunc("POST /start", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ls.start(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "started")
+	})
+	return mux
+}
+
+// lineLogger writes each line of the browser suite's output to t.Log.
+type lineLogger struct {
+	t   *testing.T
+	buf []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.t.Log(strings.TrimRight(string(l.buf[:i]), "\r"))
+		l.buf = l.buf[i+1:]
+	}
+}
+
+// TestBrowser runs e2e.test.mjs (node:test, playwright-core) in Debian's
+// Chromium against a real server on loopback. Screenshots go to
+// $WSCHAN_ARTIFACTS, or to wschan-web under the system's temporary
+// directory; -update-screenshot copies the desktop one to docs/.
+func TestBrowser(t *testing.T) {
+	root := requireBrowser(t)
+	ls := startLive(t)
+	ctl := httptest.NewServer(ls.control())
+	t.Cleanup(ctl.Close)
+
+	artifacts := os.Getenv("WSCHAN_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join(os.TempDir(), "wschan-web")
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Chromium's profile (a fresh one per launch, made by playwright-core)
+	// and anything else the browser writes stays in a directory of ours.
+	home := t.TempDir()
+
+	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "e2e.test.mjs")
+	cmd.Env = append(os.Environ(),
+		"WSCHAN_WEB_URL=http://"+ls.addr+"/",
+		"WSCHAN_WEB_CONTROL="+ctl.URL,
+		"WSCHAN_CHROMIUM="+chromiumPath(),
+		"WSCHAN_ARTIFACTS="+artifacts,
+		"HOME="+home, "TMPDIR="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home,
+	)
+	out := &lineLogger{t: t}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	out.Write([]byte("\n"))
+	t.Logf("browser suite: %s; screenshots in %s", time.Since(start).Round(time.Millisecond), artifacts)
+	if ctx.Err() != nil {
+		t.Fatalf("browser suite did not finish within %s", browserTimeout)
+	}
+	if err != nil {
+		t.Fatalf("browser suite failed: %v", err)
+	}
+	if *updateScreenshot {
+		dst := filepath.Join(root, "docs", "screenshot-web.png")
+		if err := copyFile(filepath.Join(artifacts, "web-desktop.png"), dst); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("updated %s", dst)
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
