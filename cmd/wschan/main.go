@@ -1,5 +1,6 @@
 // Command wschan is the wschan toolkit on the command line: `wschan serve`
-// (the echo server, package server) and help that lists what each later
+// (the echo server, package server), `wschan connect` (the pipe client,
+// package pipe), shell completion, and help that lists what each later
 // subcommand will do. It only wires packages together: flags and
 // environment into each package's Config, signals into a context, errors
 // into exit codes. The work lives in the library and feature packages.
@@ -32,9 +33,11 @@ func main() {
 
 // Exit codes.
 const (
-	exitOK    = 0
-	exitError = 1 // the command ran and failed: a runtimeError
-	exitUsage = 2 // any other error: the command line or environment is wrong
+	exitOK        = 0
+	exitError     = 1 // the command ran and failed: a runtimeError
+	exitUsage     = 2 // any other error: the command line or environment is wrong
+	exitHandshake = 3 // connect: could not connect (refused, DNS, TLS, timeout, no upgrade)
+	exitAbnormal  = 4 // connect: the connection ended abnormally (close code other than 1000/1001, 1006, protocol error)
 )
 
 // runtimeError marks an error that happened after the command line was
@@ -43,6 +46,16 @@ type runtimeError struct{ err error }
 
 func (e runtimeError) Error() string { return e.err.Error() }
 func (e runtimeError) Unwrap() error { return e.err }
+
+// exitCodeError is an error after the command line was understood that
+// exits with its own code, without the usage hint.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e exitCodeError) Error() string { return e.err.Error() }
+func (e exitCodeError) Unwrap() error { return e.err }
 
 // run is the whole program, testable in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -65,6 +78,9 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stdin io.R
 		name = cmd.CommandPath()
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if ce := (exitCodeError{}); errors.As(err, &ce) {
+		return ce.code
+	}
 	if errors.As(err, new(runtimeError)) {
 		return exitError
 	}
@@ -75,6 +91,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stdin io.R
 // newRootCmd builds the command tree; lookupEnv reads the WSCHAN_*
 // variables that stand in for flags.
 func newRootCmd(lookupEnv lookupEnvFunc) *cobra.Command {
+	var demoURL string
 	root := &cobra.Command{
 		Use:   "wschan",
 		Short: "A WebSocket toolkit: echo server, demo client, pipe client and load tool",
@@ -86,15 +103,19 @@ the tutorial's demo app, a pipe-friendly client and a load generator.
 
 Ready now:
 
+  wschan            the "Work with WebSockets" demo app in the terminal, on an
+  wschan demo       echo server started in-process (works offline); --url
+                    connects to any server instead (wschan demo --help)
   wschan serve      the echo server: /ws echoes every message, test scenarios
                     for clients, /healthz, /readyz, /metrics and a page at /
                     (wschan serve --help lists its flags and endpoints)
+  wschan connect    a client for scripts: stdin lines → messages → stdout,
+                    with JSON Lines output and exit codes that say what failed
+                    (wschan connect --help)
+  wschan completion shell completion for bash, zsh, fish and PowerShell
 
 Arriving in the next releases:
 
-  wschan            the "Work with WebSockets" demo app in the terminal,
-                    on an echo server started in-process (works offline)
-  wschan connect    a client for scripts: stdin lines → messages → stdout
   wschan bench      measure any WebSocket server
 
 Library documentation: go doc github.com/wschan/wschan`,
@@ -103,10 +124,15 @@ Library documentation: go doc github.com/wschan/wschan`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
+			return runDemo(cmd, demoURL)
 		},
 	}
+	root.Flags().StringVar(&demoURL, "url", "",
+		"run the demo against this `ws:// or wss:// URL` instead of an in-process echo server")
 	root.SetVersionTemplate("wschan {{.Version}}\n")
-	root.AddCommand(newServeCmd(lookupEnv))
+	root.AddCommand(newDemoCmd(), newServeCmd(lookupEnv), newConnectCmd(lookupEnv))
+	// cobra adds `completion bash|zsh|fish|powershell` when the tree has
+	// subcommands; keep it listed in the help.
+	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

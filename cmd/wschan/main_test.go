@@ -11,21 +11,25 @@ func TestRun(t *testing.T) {
 	tests := []struct {
 		name      string
 		args      []string
+		stdin     string
 		code      int
 		stdout    string
 		stderrHas string
 	}{
-		{"no arguments prints help", nil, exitOK, "wschan serve", ""},
-		{"--help", []string{"--help"}, exitOK, "Usage:", ""},
-		{"--version", []string{"--version"}, exitOK, "wschan dev", ""},
-		{"unknown flag", []string{"--nope"}, exitUsage, "", "unknown flag: --nope"},
-		{"unknown command", []string{"frobnicate"}, exitUsage, "", "wschan --help"},
+		// Not a terminal: the demo runs in plain mode on its own echo server.
+		{"no arguments runs the demo", nil, "hello, world\n", exitOK, "< hello, world", ""},
+		{"demo", []string{"demo"}, "你好\n", exitOK, "< 你好", ""},
+		{"demo on a refused URL", []string{"--url", "ws://127.0.0.1:1/ws"}, "", exitError, "", "cannot connect"},
+		{"--help", []string{"--help"}, "", exitOK, "wschan serve", ""},
+		{"--version", []string{"--version"}, "", exitOK, "wschan dev", ""},
+		{"unknown flag", []string{"--nope"}, "", exitUsage, "", "unknown flag: --nope"},
+		{"unknown command", []string{"frobnicate"}, "", exitUsage, "", "wschan --help"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out, errb bytes.Buffer
-			code := run(t.Context(), tt.args, strings.NewReader(""), &out, &errb)
+			code := run(t.Context(), tt.args, strings.NewReader(tt.stdin), &out, &errb)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, errb.String())
 			}
