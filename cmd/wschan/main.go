@@ -112,11 +112,9 @@ Ready now:
   wschan connect    a client for scripts: stdin lines → messages → stdout,
                     with JSON Lines output and exit codes that say what failed
                     (wschan connect --help)
+  wschan bench      measure any WebSocket echo server: throughput, latency
+                    percentiles, verified echoes (wschan bench --help)
   wschan completion shell completion for bash, zsh, fish and PowerShell
-
-Arriving in the next releases:
-
-  wschan bench      measure any WebSocket server
 
 Library documentation: go doc github.com/wschan/wschan`,
 		Version:       version,
@@ -130,7 +128,7 @@ Library documentation: go doc github.com/wschan/wschan`,
 	root.Flags().StringVar(&demoURL, "url", "",
 		"run the demo against this `ws:// or wss:// URL` instead of an in-process echo server")
 	root.SetVersionTemplate("wschan {{.Version}}\n")
-	root.AddCommand(newDemoCmd(), newServeCmd(lookupEnv), newConnectCmd(lookupEnv))
+	root.AddCommand(newDemoCmd(), newServeCmd(lookupEnv), newConnectCmd(lookupEnv), newBenchCmd(lookupEnv))
 	// cobra adds `completion bash|zsh|fish|powershell` when the tree has
 	// subcommands; keep it listed in the help.
 	root.CompletionOptions.HiddenDefaultCmd = false

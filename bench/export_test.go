@@ -1,0 +1,6 @@
+package bench
+
+var (
+	Stamp       = stamp
+	ParseHeader = parseHeader
+)

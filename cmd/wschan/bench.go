@@ -1,0 +1,211 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/bench"
+)
+
+// benchEnvPrefix starts the variable that stands for each bench flag:
+// --conns is WSCHAN_BENCH_CONNS.
+const benchEnvPrefix = "WSCHAN_BENCH_"
+
+// benchOptions is what `wschan bench` is told: a bench.Config filled in
+// from flags and the environment, plus the output and dial settings.
+type benchOptions struct {
+	cfg              bench.Config
+	size             int64
+	binary           bool
+	json             bool
+	insecure         bool
+	handshakeTimeout time.Duration
+	flagNames        []string // every flag: each has a WSCHAN_BENCH_* variable
+}
+
+func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
+	o := &benchOptions{
+		size:             bench.DefaultSize,
+		handshakeTimeout: wschan.DefaultHandshakeTimeout,
+		cfg: bench.Config{
+			Conns:        bench.DefaultConns,
+			Pipeline:     bench.DefaultPipeline,
+			ReplyTimeout: bench.DefaultReplyTimeout,
+		},
+	}
+	cmd := &cobra.Command{
+		Use:   "bench URL",
+		Short: "Measure a WebSocket echo server: throughput, round-trip times, connections, errors",
+		Long:  benchLong,
+		Example: `  wschan serve --message-rate -1 --max-conns-per-ip -1 &
+  wschan bench ws://localhost:8080/ws --conns 100 --duration 30s --warmup 5s
+  wschan bench ws://localhost:8080/ws --conns 10 --pipeline 16 --size 16KiB --json
+  wschan bench ws://localhost:8080/ws --conns 50 --rate 20000 --pipeline 64    # open loop
+  wschan bench ws://localhost:8080/ws --hold --conns 10000 --ramp 2000 --duration 30s --server-pid $!`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("want one URL, such as ws://localhost:8080/ws (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.applyEnv(cmd, lookupEnv); err != nil {
+				return err
+			}
+			return o.run(cmd, args[0])
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	c := &o.cfg
+	name := func(n string) string { o.flagNames = append(o.flagNames, n); return n }
+	fs.Var(intValue(&c.Conns), name("conns"), "connections to open")
+	fs.Var(floatValue(&c.Ramp), name("ramp"), "connections opened per second; 0 opens them all at once")
+	fs.Var(sizeValue(&o.size), name("size"), "message size, in bytes or with a KiB or MiB suffix; at least 16")
+	fs.Var(intValue(&c.Pipeline), name("pipeline"), "messages in flight per connection; 1 is ping-pong")
+	fs.Var(floatValue(&c.Rate), name("rate"), "open loop: send this many messages per second across all connections, on schedule, and time each from when it was due (default 0: as fast as replies come)")
+	fs.Var(optDurationValue(&c.Duration), name("duration"), "how long to send after the warmup, or with --hold to hold the connections (default 10s)")
+	fs.Var(intValue(&c.Messages), name("messages"), "send this many messages per connection instead of for --duration")
+	fs.BoolVar(&c.Text, name("text"), false, "send text messages")
+	fs.BoolVar(&o.binary, name("binary"), false, "send binary messages (the default)")
+	fs.BoolVar(&c.Compression, name("compression"), false, "offer permessage-deflate")
+	fs.Var(optDurationValue(&c.Warmup), name("warmup"), "send for this long first without measuring (default none)")
+	fs.BoolVar(&c.Hold, name("hold"), false, "idle mode: open --conns connections, hold them for --duration, report connect rate and failures")
+	fs.BoolVar(&o.json, name("json"), false, "write the result as one JSON document (fields: go doc github.com/wschan/wschan/bench)")
+	fs.Var(intValue(&c.ServerPID), name("server-pid"), "`pid` of the server on this machine: report its CPU time per message and memory (Linux)")
+	fs.Var(durationValue(&c.ReplyTimeout, false), name("reply-timeout"), "count a message lost when its reply takes longer; also the longest wait for the last replies")
+	fs.Var(durationValue(&o.handshakeTimeout, false), name("handshake-timeout"), "give up a connection after this long (TCP, TLS and the upgrade)")
+	fs.BoolVar(&o.insecure, name("insecure"), false, "skip TLS certificate verification, for wss:// servers with a self-signed certificate")
+	cmd.MarkFlagsMutuallyExclusive("text", "binary")
+	cmd.MarkFlagsMutuallyExclusive("duration", "messages")
+	cmd.MarkFlagsMutuallyExclusive("hold", "messages")
+	return cmd
+}
+
+const benchLong = `Measure a WebSocket echo server: open connections, send messages, check
+that every reply is the message sent, byte for byte, and report throughput,
+round-trip times (p50, p90, p99, p99.9, max), connect times and errors.
+
+Load: --conns connections, opened at --ramp per second, each keeping
+--pipeline messages of --size bytes in flight (1: ping-pong), for
+--duration or --messages each, after --warmup (not measured). --rate sends
+on a fixed schedule instead (open loop) and times each message from when it
+was due, so a server that falls behind shows in the latencies instead of
+slowing the client down; raise --pipeline so it does not cap the rate.
+--hold opens the connections and holds them idle: connect rate, failures,
+and with --server-pid the server's memory per connection.
+
+Checks: each message carries its connection and sequence number. A reply
+with other bytes is corrupted; a message without a reply within
+--reply-timeout (or whose connection ended) is lost; a reply to no message
+in flight is unexpected; a reply ahead of an earlier message's is out of
+order. At the end, sending stops and the last replies are awaited.
+
+Output: the table on stdout, or with --json one JSON document; on a
+terminal, a progress line on stderr every second. --server-pid adds the
+server's CPU time per message and memory, from /proc (Linux).
+
+Benchmarking wschan serve: its per-client limits would stop a benchmark;
+run it with --message-rate -1 --max-conns-per-ip -1 (and --max-conns -1
+for more than 10000 connections).
+
+Environment: every flag can also be set with a WSCHAN_BENCH_ variable named
+after it (--conns is WSCHAN_BENCH_CONNS). A flag wins over the environment.
+
+Exit status:
+  0  the run completed and every reply was intact
+  2  usage: a bad flag, argument, URL or environment variable
+  3  could not open any connection (refused, unknown host, TLS, no upgrade)
+  4  the server did not echo every message faithfully: a reply was
+     corrupted, lost or unexpected, or a connection closed early (the
+     report is still written)`
+
+// applyEnv sets every flag not given on the command line from its
+// WSCHAN_BENCH_* variable, if that is set and not empty.
+func (o *benchOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) error {
+	for _, name := range o.flagNames {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Changed {
+			continue
+		}
+		key := benchEnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		v, ok := lookupEnv(key)
+		if !ok || v == "" {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			return fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
+		}
+		f.Changed = true
+	}
+	fs := cmd.Flags()
+	for _, pair := range [][2]string{{"text", "binary"}, {"duration", "messages"}, {"hold", "messages"}} {
+		if fs.Changed(pair[0]) && fs.Changed(pair[1]) {
+			return fmt.Errorf("--%s and --%s do not go together (one may come from a %s variable)", pair[0], pair[1], benchEnvPrefix)
+		}
+	}
+	return nil
+}
+
+// run benchmarks rawURL and reports; the exit code says how it went.
+func (o *benchOptions) run(cmd *cobra.Command, rawURL string) error {
+	cfg := o.cfg
+	cfg.URL = rawURL
+	if o.size > math.MaxInt32 {
+		return fmt.Errorf("--size %s: at most 2GiB", formatSize(o.size))
+	}
+	cfg.Size = int(o.size)
+	if cfg.Size == 0 {
+		return fmt.Errorf("--size 0: at least %d bytes", bench.MinSize)
+	}
+	if cfg.Conns == 0 || cfg.Pipeline == 0 || cfg.ReplyTimeout == 0 {
+		return errors.New("--conns, --pipeline and --reply-timeout must be above 0")
+	}
+	if cmd.Flags().Changed("messages") && cfg.Messages == 0 {
+		return errors.New("--messages 0: want 1 or more")
+	}
+	dial := &wschan.DialOptions{HandshakeTimeout: o.handshakeTimeout}
+	if o.insecure {
+		dial.TLSConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	}
+	cfg.Dial = dial
+	stderr, stdout := cmd.ErrOrStderr(), cmd.OutOrStdout()
+	if !o.json && isTerminal(stderr) {
+		cfg.Progress = stderr
+	}
+	res, err := bench.Run(cmd.Context(), cfg)
+	switch {
+	case errors.Is(err, bench.ErrConfig):
+		return errors.New(strings.TrimPrefix(err.Error(), "bench: "))
+	case errors.Is(err, bench.ErrNoConnection):
+		if e := dialError(rawURL, err, o.handshakeTimeout); e != nil {
+			return e
+		}
+		return nil // interrupted while connecting
+	case err != nil:
+		return runtimeError{err}
+	}
+	if o.json {
+		err = res.WriteJSON(stdout)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		return runtimeError{fmt.Errorf("cannot write stdout: %w", err)}
+	}
+	if res.Failed() {
+		e := res.Errors
+		return exitCodeError{exitAbnormal, fmt.Errorf("the server did not echo every message faithfully: %d corrupted, %d lost, %d unexpected, %d connections closed early (first error: %s)",
+			e.Corrupted, e.Lost, e.Unexpected, e.ClosedEarly, res.FirstError)}
+	}
+	return nil
+}
