@@ -50,6 +50,13 @@ type wsconn struct {
 	aborted    atomic.Value  // error: a Send's context ended mid-write
 	sem        chan struct{} // one Send writes at a time
 
+	// Writes from goroutines other than the read loop hold wmu for reading;
+	// end takes it for writing once, so that no write is under way or can
+	// start when the engine recycles the connection's compression window
+	// after the read loop (gws v1.8.9 does that without its write lock).
+	wmu     sync.RWMutex
+	wclosed bool
+
 	// keepalive
 	kmu      sync.Mutex
 	timer    *time.Timer
@@ -129,7 +136,12 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	done := ctx.Done()
 	if done == nil {
 		c.sem <- struct{}{}
+		if !c.lockWrite() {
+			<-c.sem
+			return c.sendErr(net.ErrClosed)
+		}
 		err := c.ws.WriteMessage(gws.Opcode(typ), data)
+		c.wmu.RUnlock()
 		<-c.sem
 		if err != nil {
 			return c.sendErr(err)
@@ -142,6 +154,10 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 		return fmt.Errorf("wschan: send: %w", ctx.Err())
 	}
 	defer func() { <-c.sem }()
+	if !c.lockWrite() {
+		return c.sendErr(net.ErrClosed)
+	}
+	defer c.wmu.RUnlock()
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(fired)
@@ -181,6 +197,17 @@ func (c *wsconn) sendErr(err error) error {
 	return fmt.Errorf("wschan: send: %w: %w", ErrConnectionLost, err)
 }
 
+// lockWrite takes wmu for a write from outside the read loop, or reports
+// that the connection is over.
+func (c *wsconn) lockWrite() bool {
+	c.wmu.RLock()
+	if c.wclosed {
+		c.wmu.RUnlock()
+		return false
+	}
+	return true
+}
+
 // closeHandshake sends a close frame and waits, up to the close timeout, for
 // the peer's close frame; then the socket is closed.
 func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
@@ -194,7 +221,11 @@ func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 	// One deadline bounds a write stuck behind a slow peer, the close frame
 	// itself, and the wait for the peer's answer.
 	_ = c.nc.SetDeadline(time.Now().Add(c.ch.set.closeTimeout))
-	err := c.ws.WriteClose(uint16(code), []byte(reason))
+	err := net.ErrClosed
+	if c.lockWrite() {
+		err = c.ws.WriteClose(uint16(code), []byte(reason))
+		c.wmu.RUnlock()
+	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		c.nc.hold.Store(false)
 		_ = c.nc.forceClose()
@@ -217,7 +248,10 @@ func (c *wsconn) end(err error) {
 	}
 	c.stopKeepalive()
 	c.nc.hold.Store(false)
-	_ = c.nc.forceClose()
+	_ = c.nc.forceClose() // fails any write still blocked on the socket
+	c.wmu.Lock()
+	c.wclosed = true
+	c.wmu.Unlock()
 	c.endCode, c.endReason, c.endErr = c.classify(err)
 	c.ch.connEnded(c) // a plain channel finishes before anyone waiting on ended wakes
 	close(c.ended)
@@ -318,7 +352,10 @@ func (c *wsconn) tick() {
 		binary.BigEndian.PutUint64(p[:], uint64(now))
 		c.ponged.Store(false)
 		c.pingAt.Store(now)
-		_ = c.ws.WritePing(p[:])
+		if c.lockWrite() {
+			_ = c.ws.WritePing(p[:])
+			c.wmu.RUnlock()
+		}
 	}
 	c.kmu.Lock()
 	if !c.kstopped {
