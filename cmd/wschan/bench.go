@@ -48,15 +48,8 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
   wschan bench ws://localhost:8080/ws --conns 10 --pipeline 16 --size 16KiB --json
   wschan bench ws://localhost:8080/ws --conns 50 --rate 20000 --pipeline 64    # open loop
   wschan bench ws://localhost:8080/ws --hold --conns 10000 --ramp 2000 --duration 30s --server-pid $!`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("want one URL, such as ws://localhost:8080/ws (got %d arguments)", len(args))
-			}
-			return nil
-		},
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              oneURLArg,
+		ValidArgsFunction: noFileCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.applyEnv(cmd, lookupEnv); err != nil {
 				return err

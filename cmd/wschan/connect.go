@@ -60,15 +60,8 @@ func newConnectCmd(lookupEnv lookupEnvFunc) *cobra.Command {
   printf 'a\0b\0' | wschan connect --null --binary ws://localhost:8080/ws | xxd
   wschan connect -H 'Authorization: Bearer t0k3n' --subprotocol v2.chat,v1.chat wss://example.com/chat
   wschan connect --insecure wss://localhost:8080/ws    # wschan serve --tls-self-signed`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("want one URL, such as ws://localhost:8080/ws (got %d arguments)", len(args))
-			}
-			return nil
-		},
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              oneURLArg,
+		ValidArgsFunction: noFileCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.applyEnv(cmd, lookupEnv); err != nil {
 				return err

@@ -134,3 +134,16 @@ Library documentation: go doc github.com/wschan/wschan`,
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
+
+// oneURLArg is the argument check of the commands that take one URL.
+func oneURLArg(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("want one URL, such as ws://localhost:8080/ws (got %d arguments)", len(args))
+	}
+	return nil
+}
+
+// noFileCompletion offers no file names where a URL is expected.
+func noFileCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
