@@ -125,20 +125,8 @@ Exit status:
 // applyEnv sets every flag not given on the command line from its
 // WSCHAN_BENCH_* variable, if that is set and not empty.
 func (o *benchOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) error {
-	for _, name := range o.flagNames {
-		f := cmd.Flags().Lookup(name)
-		if f == nil || f.Changed {
-			continue
-		}
-		key := benchEnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		v, ok := lookupEnv(key)
-		if !ok || v == "" {
-			continue
-		}
-		if err := f.Value.Set(v); err != nil {
-			return fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
-		}
-		f.Changed = true
+	if _, err := flagsFromEnv(cmd, o.flagNames, benchEnvPrefix, lookupEnv); err != nil {
+		return err
 	}
 	fs := cmd.Flags()
 	for _, pair := range [][2]string{{"text", "binary"}, {"duration", "messages"}, {"hold", "messages"}} {

@@ -147,22 +147,8 @@ func optDurationValue(p *time.Duration) value[time.Duration] {
 // applyEnv sets every flag not given on the command line from its
 // WSCHAN_CONNECT_* variable, if that is set and not empty.
 func (o *connectOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) error {
-	for _, name := range o.flagNames {
-		f := cmd.Flags().Lookup(name)
-		if f == nil || f.Changed {
-			continue
-		}
-		key := connectEnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		v, ok := lookupEnv(key)
-		if !ok || v == "" {
-			continue
-		}
-		if err := f.Value.Set(v); err != nil {
-			return fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
-		}
-		f.Changed = true
-	}
-	return nil
+	_, err := flagsFromEnv(cmd, o.flagNames, connectEnvPrefix, lookupEnv)
+	return err
 }
 
 // dialOptions turns the flags into wschan.DialOptions; states receives the

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -146,4 +147,28 @@ func oneURLArg(_ *cobra.Command, args []string) error {
 // noFileCompletion offers no file names where a URL is expected.
 func noFileCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
+// flagsFromEnv sets each named flag of cmd that was not given on the
+// command line from the variable prefix+NAME (max-conns → PREFIXMAX_CONNS),
+// if that is set and not empty, and returns the names it set.
+func flagsFromEnv(cmd *cobra.Command, names []string, prefix string, lookupEnv lookupEnvFunc) ([]string, error) {
+	var set []string
+	for _, name := range names {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Changed {
+			continue
+		}
+		key := prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		v, ok := lookupEnv(key)
+		if !ok || v == "" {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			return set, fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
+		}
+		f.Changed = true
+		set = append(set, name)
+	}
+	return set, nil
 }

@@ -178,24 +178,9 @@ variable; 1 when the server fails (for example, the port is in use).`)
 // applyEnv sets every flag not given on the command line from its
 // WSCHAN_* variable, if that is set and not empty.
 func (o *serveOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) error {
-	fs := cmd.Flags()
-	for _, name := range o.flagNames {
-		f := fs.Lookup(name)
-		if f == nil || f.Changed {
-			continue
-		}
-		key := envName(name)
-		v, ok := lookupEnv(key)
-		if !ok || v == "" {
-			continue
-		}
-		if err := f.Value.Set(v); err != nil {
-			return fmt.Errorf("environment variable %s=%q (for --%s): %w", key, v, name, err)
-		}
-		f.Changed = true
-		o.fromEnv = append(o.fromEnv, name)
-	}
-	return nil
+	set, err := flagsFromEnv(cmd, o.flagNames, envPrefix, lookupEnv)
+	o.fromEnv = append(o.fromEnv, set...)
+	return err
 }
 
 // envName is the environment variable for a flag: max-conns → WSCHAN_MAX_CONNS.
