@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 
 	"github.com/wschan/wschan"
 )
@@ -120,6 +121,12 @@ func ExampleReconnectOptions() {
 	defer stop()
 	ctx := context.Background()
 
+	// OnStateChange runs on the channel's own goroutine, so collect the
+	// states and print them once the channel has ended.
+	var (
+		mu     sync.Mutex
+		states []wschan.State
+	)
 	ch, err := wschan.Dial(ctx, url, &wschan.DialOptions{
 		Reconnect: &wschan.ReconnectOptions{
 			OnConnect: func(ctx context.Context, s wschan.Sender) error {
@@ -127,7 +134,9 @@ func ExampleReconnectOptions() {
 			},
 		},
 		OnStateChange: func(s wschan.State, err error) {
-			fmt.Println("state:", s)
+			mu.Lock()
+			states = append(states, s)
+			mu.Unlock()
 		},
 	})
 	if err != nil {
@@ -136,11 +145,12 @@ func ExampleReconnectOptions() {
 	msg, _ := ch.Read(ctx) // the echo of the preamble
 	fmt.Println(string(msg.Data))
 	_ = ch.Close(wschan.StatusNormalClosure, "")
+	mu.Lock()
+	fmt.Println(states)
+	mu.Unlock()
 	// Output:
-	// state: connecting
-	// state: open
 	// subscribe news
-	// state: closed
+	// [connecting open closed]
 }
 
 // Telling the ways a channel can end apart.
