@@ -36,14 +36,15 @@ type AcceptOptions struct {
 	// client offers it. Default off.
 	EnableCompression bool
 
-	// ReadLimit, PingInterval, PingTimeout, CloseTimeout, OnMessage and
-	// OnStateChange mean what they mean in DialOptions, with the same
-	// defaults.
+	// ReadLimit, PingInterval, PingTimeout, CloseTimeout, OnMessage,
+	// OnPing and OnStateChange mean what they mean in DialOptions, with the
+	// same defaults.
 	ReadLimit     int64
 	PingInterval  time.Duration
 	PingTimeout   time.Duration
 	CloseTimeout  time.Duration
 	OnMessage     func(ch *Channel, m Message)
+	OnPing        func(ch *Channel, payload []byte)
 	OnStateChange func(s State, err error)
 }
 
@@ -54,6 +55,7 @@ func (o *AcceptOptions) settings() settings {
 		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
 		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),
 		onMessage:     o.OnMessage,
+		onPing:        o.OnPing,
 		onStateChange: o.OnStateChange,
 	}
 }

@@ -1,8 +1,10 @@
 package wschan_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -321,4 +323,75 @@ func TestKeepalive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("peer that floods pings and never reads is dropped", func(t *testing.T) {
+		t.Parallel()
+		// The pongs fill the socket until the read loop blocks writing one.
+		// The keepalive must still end the connection: its own ping may not
+		// wait behind the stuck pong.
+		u, accepted := acceptedServer(t, &wschan.AcceptOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+		raw := wstest.DialRaw(t, u, nil)
+		if tc, ok := raw.Conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		ch := serverChannel(t, accepted)
+		ping := wstest.Frame{Fin: true, Opcode: opPing, Masked: true, Payload: bytes.Repeat([]byte("p"), 125)}.Encode()
+		flood := bytes.Repeat(ping, 64)
+		_ = raw.Conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			for raw.Write(flood) == nil {
+			}
+		}()
+		select {
+		case <-ch.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("channel still %v 10s after the peer stopped reading", ch.State())
+		}
+		if !errors.Is(ch.Err(), wschan.ErrTimeout) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+			t.Fatalf("Err() = %v code %v, want ErrTimeout 1006", ch.Err(), ch.CloseCode())
+		}
+	})
+}
+
+// TestOnPing checks the hook sees each ping before its pong, and that
+// closing from it stops the pong.
+func TestOnPing(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	u, accepted := acceptedServer(t, &wschan.AcceptOptions{
+		OnPing: func(ch *wschan.Channel, p []byte) {
+			mu.Lock()
+			seen = append(seen, string(p))
+			mu.Unlock()
+			if string(p) == "stop" {
+				_ = ch.Close(wschan.StatusPolicyViolation, "too many pings")
+			}
+		},
+	})
+	raw := wstest.DialRaw(t, u, nil)
+	ch := serverChannel(t, accepted)
+	for _, p := range []string{"one", "", "two"} {
+		raw.WriteFrame(wstest.Frame{Fin: true, Opcode: opPing, Masked: true, Payload: []byte(p)})
+		f, err := raw.ReadFrame()
+		if err != nil || f.Opcode != opPong || string(f.Payload) != p {
+			t.Fatalf("answer to ping %q: opcode %#x %q %v, want its pong", p, f.Opcode, f.Payload, err)
+		}
+	}
+	raw.WriteFrame(wstest.Frame{Fin: true, Opcode: opPing, Masked: true, Payload: []byte("stop")})
+	f, err := raw.ReadFrame()
+	if err != nil || f.Opcode != opClose {
+		t.Fatalf("after the closing ping: opcode %#x %q %v, want a close frame and no pong", f.Opcode, f.Payload, err)
+	}
+	raw.WriteFrame(wstest.Frame{Fin: true, Opcode: opClose, Masked: true, Payload: f.Payload})
+	wstest.WaitDone(t, ch)
+	if ch.CloseCode() != wschan.StatusPolicyViolation || !errors.Is(ch.Err(), wschan.ErrClosed) {
+		t.Fatalf("CloseCode %v Err %v, want 1008 ErrClosed", ch.CloseCode(), ch.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(seen, ","); got != "one,,two,stop" {
+		t.Fatalf("OnPing saw %q", got)
+	}
 }

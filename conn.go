@@ -22,6 +22,7 @@ type settings struct {
 	pingTimeout   time.Duration // 0: pings only measure RTT
 	closeTimeout  time.Duration
 	onMessage     func(*Channel, Message)
+	onPing        func(*Channel, []byte)
 	onStateChange func(State, error)
 }
 
@@ -46,7 +47,7 @@ type wsconn struct {
 	localClose atomic.Bool   // this side started the closing handshake
 	timedOut   atomic.Bool   // the dead-peer check ended the connection
 	blocked    atomic.Bool   // the read loop waits for the stream's consumer
-	inCallback atomic.Bool   // the read loop is inside an OnMessage callback
+	inCallback atomic.Bool   // the read loop is inside an OnMessage or OnPing callback
 	aborted    atomic.Value  // error: a Send's context ended mid-write
 	sem        chan struct{} // one Send writes at a time
 
@@ -63,6 +64,7 @@ type wsconn struct {
 	kstopped bool
 	pingAt   atomic.Int64 // monotime of the last ping sent, 0 if none
 	ponged   atomic.Bool  // the last ping was answered
+	pinging  atomic.Bool  // a ping write is under way
 
 	ended     chan struct{} // closed when the connection is over
 	endCode   StatusCode
@@ -348,13 +350,14 @@ func (c *wsconn) tick() {
 		next = time.Duration(at + int64(iv) - now)
 	}
 	if ping {
-		var p [8]byte
-		binary.BigEndian.PutUint64(p[:], uint64(now))
 		c.ponged.Store(false)
 		c.pingAt.Store(now)
-		if c.lockWrite() {
-			_ = c.ws.WritePing(p[:])
-			c.wmu.RUnlock()
+		// The ping is written on its own goroutine: a write stuck behind a
+		// peer that stopped reading (the read loop's pong, say) must not
+		// stop the timer that ends such a connection. A ping still stuck
+		// from the last round is not repeated; the new deadline stands.
+		if c.pinging.CompareAndSwap(false, true) {
+			go c.writePing(now)
 		}
 	}
 	c.kmu.Lock()
@@ -364,9 +367,29 @@ func (c *wsconn) tick() {
 	c.kmu.Unlock()
 }
 
+func (c *wsconn) writePing(now int64) {
+	defer c.pinging.Store(false)
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], uint64(now))
+	if c.lockWrite() {
+		_ = c.ws.WritePing(p[:])
+		c.wmu.RUnlock()
+	}
+}
+
 // alive reports whether the peer showed signs of life since the ping at at.
 func (c *wsconn) alive(at int64) bool {
 	return c.ponged.Load() || c.blocked.Load() || c.inCallback.Load() || c.nc.lastRead.Load() > at
+}
+
+// ping runs the OnPing hook, then answers (unless the hook closed).
+func (c *wsconn) ping(p []byte) {
+	if f := c.ch.set.onPing; f != nil {
+		c.inCallback.Store(true)
+		f(c.ch, p)
+		c.inCallback.Store(false)
+	}
+	_ = c.ws.WritePong(p) // refused by the engine once a close frame is out
 }
 
 func (c *wsconn) pong(p []byte) {

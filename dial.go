@@ -83,6 +83,12 @@ type DialOptions struct {
 	// While it runs no further message is read; calling Send from it is fine.
 	OnMessage func(ch *Channel, m Message)
 
+	// OnPing, when set, is called on the read goroutine for each ping the
+	// peer sends, before the pong that answers it is written (pongs are
+	// automatic). payload is only valid during the call. It may Close the
+	// channel, e.g. to stop a peer that floods pings; no pong follows then.
+	OnPing func(ch *Channel, payload []byte)
+
 	// OnStateChange, when set, is called on every state change with the new
 	// state and, for StateReconnecting and StateClosed, the error that caused
 	// it. It runs on the channel's goroutines and must not block.
@@ -100,6 +106,7 @@ func (o *DialOptions) settings() settings {
 		pingTimeout:   durationOr(o.PingTimeout, DefaultPingTimeout),
 		closeTimeout:  durationOr(o.CloseTimeout, DefaultCloseTimeout),
 		onMessage:     o.OnMessage,
+		onPing:        o.OnPing,
 		onStateChange: o.OnStateChange,
 	}
 }

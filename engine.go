@@ -75,7 +75,7 @@ var _ gws.Event = handler{}
 
 func (handler) OnOpen(*gws.Conn) {}
 
-func (handler) OnPing(s *gws.Conn, payload []byte) { _ = s.WritePong(payload) }
+func (handler) OnPing(s *gws.Conn, payload []byte) { connOf(s).ping(payload) }
 
 func (handler) OnPong(s *gws.Conn, payload []byte) { connOf(s).pong(payload) }
 
