@@ -29,6 +29,7 @@ type netConn struct {
 	upgraded atomic.Bool  // the handshake is over: writes are frames
 	hold     atomic.Bool  // ignore the engine's Close (closing handshake, or handshake error body)
 	lastRead atomic.Int64 // monotonic nanoseconds of the last read that returned data
+	readDead atomic.Bool  // the socket's read side failed: EOF, reset, closed
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
@@ -74,6 +75,9 @@ func (c *netConn) Read(p []byte) (n int, err error) {
 		n, err = c.Conn.Read(p)
 		if n > 0 {
 			c.lastRead.Store(monotime())
+		}
+		if err != nil && c.upgraded.Load() {
+			c.readDead.Store(true)
 		}
 	}
 	if c.capturing && n > 0 {
@@ -132,6 +136,13 @@ func (c *netConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	if len(p) >= 2 && p[0]&0x0f == opClose {
+		if c.readDead.Load() {
+			// The engine answers a transport failure (EOF mid-frame, reset)
+			// with a close frame "1000 unexpected EOF". The peer is gone or
+			// has stopped sending: the connection fails without a close
+			// frame (1006 on both sides), as RFC 6455 7.1.5 describes.
+			return len(p), nil
+		}
 		if code, reason, ok := parseCloseFrame(p); ok {
 			c.mu.Lock()
 			if !c.sentClose {

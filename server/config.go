@@ -24,7 +24,7 @@ type Config struct {
 	MaxConns      int // open WebSocket connections in all; default 10000; -1 no limit
 	MaxConnsPerIP int // open connections per client IP; default 100; -1 no limit
 
-	MessageRate  float64 // messages per second per connection (token bucket); default 1000; -1 no limit
+	MessageRate  float64 // messages per second per connection, pings included (token bucket); default 1000; -1 no limit
 	MessageBurst int     // bucket size; default 2×MessageRate (at least 1)
 
 	HandshakeTimeout time.Duration // time to send the request headers (slowloris guard); default 10s

@@ -102,6 +102,9 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	if eo.delay == 0 {
 		opts.OnMessage = se.onMessage
 	}
+	if se.limiter != nil {
+		opts.OnPing = se.onPing
+	}
 	if s.cfg.Greeting != "" {
 		// The read loop starts inside Accept: echoes wait for the greeting.
 		se.greeted = make(chan struct{})
@@ -227,6 +230,14 @@ func (se *session) admitMessage(ch *wschan.Channel, n int) bool {
 		return false
 	}
 	return true
+}
+
+// onPing applies the rate limit to pings: each costs a pong, as each
+// message costs an echo, so a ping flood is a message flood.
+func (se *session) onPing(ch *wschan.Channel, _ []byte) {
+	if !se.limiter.Allow() {
+		_ = ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s, pings included)")
+	}
 }
 
 // send writes one message; a client that does not take it within the write

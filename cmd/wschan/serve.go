@@ -98,7 +98,7 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.Var(intValue(&c.MaxConnsPerIP), name("max-conns-per-ip"),
 		"open WebSocket connections per client IP; more get HTTP 503 with Retry-After; -1 for no limit")
 	fs.Var(floatValue(&c.MessageRate), name("message-rate"),
-		"messages per second per connection (token bucket); faster clients are closed with 1008; -1 for no limit")
+		"messages per second per connection, pings included (token bucket); faster clients are closed with 1008; -1 for no limit")
 	fs.Var(intValue(&c.MessageBurst), name("message-burst"),
 		"messages a connection may send at once before the rate applies (default 2 × --message-rate)")
 
