@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -81,9 +82,11 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// setupScript picks two free loopback ports. Both are held until both are
-// known, so they differ; another process could take one before the script
-// listens, which is rare enough on a test machine.
+// setupScript picks two free loopback ports. They come from below the
+// kernel's ephemeral range (32768 and up on Linux), where the outgoing
+// connections of tests running alongside take theirs: a port found free
+// there stays free until the script listens on it. Both are held until both
+// are known, so they differ.
 func setupScript(e *testscript.Env) error {
 	var lns []net.Listener
 	defer func() {
@@ -92,7 +95,7 @@ func setupScript(e *testscript.Env) error {
 		}
 	}()
 	for _, name := range []string{"PORT", "PORT2"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listenBelowEphemeral()
 		if err != nil {
 			return err
 		}
@@ -100,6 +103,18 @@ func setupScript(e *testscript.Env) error {
 		e.Setenv(name, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
 	return nil
+}
+
+// listenBelowEphemeral listens on a random free loopback port in
+// 10000-32767, or on any free port if none of 100 tries is free.
+func listenBelowEphemeral() (net.Listener, error) {
+	for range 100 {
+		port := 10000 + rand.IntN(32768-10000)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // cmdTimeout bounds each custom command.
