@@ -1,15 +1,16 @@
 package wschan_test
 
-// Fault tests for the reconnecting client (issue 8, item 4): a server
-// process killed with SIGKILL and started again on the same port, a network
-// blackhole found by the ping timeout, and buffered sends delivered exactly
-// once and in order on the next connection.
+// Fault tests for the reconnecting client: a server process killed with
+// SIGKILL and started again on the same port, a network blackhole found by
+// the ping timeout, and buffered sends delivered exactly once and in order
+// on the next connection.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -269,15 +270,21 @@ func (p *serveProcess) kill(t testing.TB) {
 	}
 }
 
-// freeLoopbackAddr returns a loopback address whose port was free a moment ago.
+// freeLoopbackAddr returns a loopback address whose port was free a moment
+// ago. The port is below the kernel's ephemeral range (32768 and up), so
+// the outgoing connections of other tests cannot take it while the server
+// is down between a kill and its restart.
 func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(32768-10000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 10000-32767")
+	return ""
 }
 
 // startServeFreePort starts `wschan serve` on a free loopback port, picking
