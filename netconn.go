@@ -2,8 +2,10 @@ package wschan
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,14 +146,55 @@ func (c *netConn) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if code, reason, ok := parseCloseFrame(p); ok {
+			code, reason, fixed := engineClose(code, reason)
 			c.mu.Lock()
 			if !c.sentClose {
 				c.sentClose, c.sentCode, c.sentReason = true, code, reason
 			}
 			c.mu.Unlock()
+			if fixed {
+				if _, err := c.Conn.Write(closeFrameLike(p, code, reason)); err != nil {
+					return 0, err
+				}
+				return len(p), nil
+			}
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// engineClose corrects the close code the engine sends when it cannot
+// inflate a message: 1011 (internal error) for what is the peer's doing,
+// a message that inflates beyond the read limit (1009) or corrupt
+// compressed data (1007).
+func engineClose(code StatusCode, reason string) (StatusCode, string, bool) {
+	if code != StatusInternalError {
+		return code, reason, false
+	}
+	switch {
+	case reason == "gws: message too large":
+		return StatusMessageTooBig, "message too big", true
+	case strings.HasPrefix(reason, "flate: "):
+		return StatusInvalidFramePayloadData, "invalid compressed data", true
+	}
+	return code, reason, false
+}
+
+// closeFrameLike returns a close frame carrying code and reason in place
+// of the close frame p, masked with p's key if p is masked.
+func closeFrameLike(p []byte, code StatusCode, reason string) []byte {
+	body := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	body = append(body, reason...)
+	f := []byte{p[0], byte(len(body))}
+	if p[1]&0x80 != 0 {
+		key := p[2:6]
+		f[1] |= 0x80
+		f = append(f, key...)
+		for j := range body {
+			body[j] ^= key[j&3]
+		}
+	}
+	return append(f, body...)
 }
 
 // writeInjected writes the handshake response p with injectHeader added

@@ -2,6 +2,7 @@ package wschan_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -285,4 +286,57 @@ func TestReadLimitIsTheMessageSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompressionBomb sends small deflated frames that inflate far beyond
+// the read limit: the answer is 1009, as for any message too big, on the
+// server and on the client.
+func TestCompressionBomb(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	bomb := make([]byte, 16<<20) // zeros: deflates to about 16 KiB
+	t.Run("client sends", func(t *testing.T) {
+		t.Parallel()
+		u, accepted := acceptedServer(t, &wschan.AcceptOptions{ReadLimit: limit, EnableCompression: true})
+		ch := wstest.Dial(t, u, &wschan.DialOptions{EnableCompression: true, ReadLimit: 32 << 20})
+		srv := serverChannel(t, accepted)
+		if err := ch.Send(t.Context(), wschan.Binary, bomb); err != nil {
+			t.Fatal(err)
+		}
+		wstest.WaitDone(t, srv)
+		if !errors.Is(srv.Err(), wschan.ErrMessageTooBig) || srv.CloseCode() != 1009 {
+			t.Fatalf("server Err() = %v code %v, want ErrMessageTooBig 1009", srv.Err(), srv.CloseCode())
+		}
+		wstest.WaitDone(t, ch)
+		if ce, ok := errors.AsType[*wschan.CloseError](ch.Err()); !ok || !ce.Remote || ce.Code != 1009 {
+			t.Fatalf("client Err() = %v, want remote 1009", ch.Err())
+		}
+	})
+	t.Run("corrupt compressed data", func(t *testing.T) {
+		t.Parallel()
+		u, accepted := acceptedServer(t, &wschan.AcceptOptions{ReadLimit: limit, EnableCompression: true})
+		raw := wstest.DialRaw(t, u, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}})
+		srv := serverChannel(t, accepted)
+		// BFINAL=1 with the reserved block type 11: not a deflate stream.
+		raw.WriteFrame(wstest.Frame{Fin: true, RSV: 4, Opcode: opBinary, Masked: true, Payload: []byte{0xff, 0xff, 0xff, 0xff}})
+		if code, reason := raw.ReadClose(); code != 1007 {
+			t.Fatalf("server closed with %d %q, want 1007", code, reason)
+		}
+		wstest.WaitDone(t, srv)
+		if !errors.Is(srv.Err(), wschan.ErrProtocol) || srv.CloseCode() != 1007 {
+			t.Fatalf("server Err() = %v code %v, want ErrProtocol 1007", srv.Err(), srv.CloseCode())
+		}
+	})
+	t.Run("server sends", func(t *testing.T) {
+		t.Parallel()
+		u := handlerServer(t, &wschan.AcceptOptions{EnableCompression: true, ReadLimit: 32 << 20}, func(ch *wschan.Channel) {
+			_ = ch.Send(context.Background(), wschan.Binary, bomb)
+			_, _ = ch.Read(context.Background())
+		})
+		ch := wstest.Dial(t, u, &wschan.DialOptions{EnableCompression: true, ReadLimit: limit})
+		wstest.WaitDone(t, ch)
+		if !errors.Is(ch.Err(), wschan.ErrMessageTooBig) || ch.CloseCode() != 1009 {
+			t.Fatalf("client Err() = %v code %v, want ErrMessageTooBig 1009", ch.Err(), ch.CloseCode())
+		}
+	})
 }
