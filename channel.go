@@ -195,8 +195,9 @@ func (ch *Channel) SendText(ctx context.Context, s string) error {
 // returns an *UndeliveredError holding them.
 //
 // Close may be called from an OnMessage or OnPing callback: it then
-// returns once the close frame is written, and the read loop finishes the
-// handshake after the callback returns.
+// returns without waiting for the end (once the close frame is written, on
+// a channel without Reconnect), and the read loop finishes the handshake
+// after the callback returns.
 func (ch *Channel) Close(code StatusCode, reason string) error {
 	if err := checkClose(code, reason); err != nil {
 		return err

@@ -182,7 +182,7 @@ func TestCloseIsBounded(t *testing.T) {
 				}()
 			}
 			closed := make(chan error, 1)
-			go func() { closed <- ch.Close(wschan.StatusNormalClosure, "") }()
+			go func() { closed <- ch.Close(4000, "bye") }()
 			select {
 			case <-closed:
 			case <-t.Context().Done():
@@ -190,6 +190,11 @@ func TestCloseIsBounded(t *testing.T) {
 			}
 			if !errors.Is(ch.Err(), wschan.ErrClosed) {
 				t.Errorf("Err() = %v, want ErrClosed", ch.Err())
+			}
+			// The code asked for is reported even when the close frame
+			// could not be written before the close timeout.
+			if ch.CloseCode() != 4000 || ch.CloseReason() != "bye" {
+				t.Errorf("CloseCode() %v %q, want 4000 \"bye\"", ch.CloseCode(), ch.CloseReason())
 			}
 			if tt.stuck {
 				if err := <-sendDone; err == nil {
@@ -321,6 +326,42 @@ func TestKeepalive(t *testing.T) {
 			if m := wstest.Read(t, ch); string(m.Data) != "flood" {
 				t.Fatalf("got %q", m.Data)
 			}
+		}
+	})
+	t.Run("slow reader of a large message is not a dead peer", func(t *testing.T) {
+		t.Parallel()
+		// The peer reads steadily but slower than the message goes out, and
+		// sends nothing: the ping waits behind the message for longer than
+		// the ping timeout, while the socket keeps taking bytes in.
+		u, accepted := acceptedServer(t, &wschan.AcceptOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+		raw := wstest.DialRaw(t, u, nil)
+		if tc, ok := raw.Conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(16 << 10)
+		}
+		ch := serverChannel(t, accepted)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() { // at most 64 KiB per 5 ms, about 13 MB/s
+			buf := make([]byte, 64<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				if _, err := raw.Conn.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		// 8 MiB: more than the socket buffers hold (the sender's grows to
+		// 4 MiB at most), so at least 300 ms pass with the ping queued.
+		start := time.Now()
+		if err := ch.Send(t.Context(), wschan.Binary, make([]byte, 8<<20)); err != nil {
+			t.Fatalf("Send to a slow but live reader failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Fatalf("Send took %v: the reader was not slow enough to test the ping timeout", d)
 		}
 	})
 	t.Run("peer that floods pings and never reads is dropped", func(t *testing.T) {

@@ -62,8 +62,9 @@ type wsconn struct {
 	kmu      sync.Mutex
 	timer    *time.Timer
 	kstopped bool
-	pingAt   atomic.Int64 // monotime of the last ping sent, 0 if none
+	pingAt   atomic.Int64 // monotime the last ping was queued (its payload), 0 if none
 	ponged   atomic.Bool  // the last ping was answered
+	pingSent atomic.Int64 // monotime the last ping's write finished
 	pinging  atomic.Bool  // a ping write is under way
 
 	ended     chan struct{} // closed when the connection is over
@@ -76,8 +77,15 @@ func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string) *wsconn 
 	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{}), sem: make(chan struct{}, 1)}
 	bind(ws, c)
 	nc.upgraded.Store(true)
-	nc.startWatch(func() { _ = ws.WriteClose(uint16(StatusInvalidFramePayloadData), []byte("invalid UTF-8")) })
+	nc.startWatch(func() { _ = c.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8") })
 	return c
+}
+
+// writeClose sends this side's close frame (one the engine sends on its
+// own is told apart: see netConn.Write).
+func (c *wsconn) writeClose(code StatusCode, reason string) error {
+	c.nc.ownClose.Store(true)
+	return c.ws.WriteClose(uint16(code), []byte(reason))
 }
 
 // run serves the connection on the calling goroutine until it ends.
@@ -89,7 +97,7 @@ func (c *wsconn) run() {
 		// length with the top bit set). Fail the connection as a protocol
 		// error instead of taking the process down.
 		if r := recover(); r != nil {
-			_ = c.ws.WriteClose(uint16(StatusProtocolError), nil)
+			_ = c.writeClose(StatusProtocolError, "")
 			c.end(fmt.Errorf("%w: malformed frame (%v)", ErrProtocol, r))
 		}
 	}()
@@ -100,7 +108,7 @@ func (c *wsconn) deliver(m *gws.Message) {
 	if m.Data.Len() > c.ch.set.readLimit {
 		// Within the engine's allowance for deflate overhead, over ours.
 		_ = m.Close()
-		_ = c.ws.WriteClose(uint16(StatusMessageTooBig), []byte("message too big"))
+		_ = c.writeClose(StatusMessageTooBig, "message too big")
 		return
 	}
 	typ := MessageType(m.Opcode)
@@ -225,7 +233,7 @@ func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 	_ = c.nc.SetDeadline(time.Now().Add(c.ch.set.closeTimeout))
 	err := net.ErrClosed
 	if c.lockWrite() {
-		err = c.ws.WriteClose(uint16(code), []byte(reason))
+		err = c.writeClose(code, reason)
 		c.wmu.RUnlock()
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -305,8 +313,8 @@ func (c *wsconn) classify(err error) (StatusCode, string, error) {
 }
 
 // Keepalive: a timer (no goroutine while it waits) sends a ping every
-// interval; a ping that gets no answer, while nothing else arrives and the
-// read loop is free to read, for pingTimeout ends the connection.
+// interval; a ping that gets no answer for pingTimeout, while nothing else
+// arrives and the connection is not busy (see alive), ends the connection.
 
 func (c *wsconn) startKeepalive() {
 	iv := c.ch.set.pingInterval
@@ -330,16 +338,30 @@ func (c *wsconn) stopKeepalive() {
 func (c *wsconn) tick() {
 	iv, to := c.ch.set.pingInterval, c.ch.set.pingTimeout
 	now := monotime()
-	at := c.pingAt.Load()
+	queued := c.pinging.Load() // before pingSent: writePing stores that first
+	at, sent := c.pingAt.Load(), c.pingSent.Load()
+	// The timeout counts from when the ping went out, or from when it was
+	// queued while it still waits behind another write: a ping stuck
+	// behind the read loop's pong to a peer that floods pings and reads
+	// nothing ends the connection like an unanswered one.
+	base := sent
+	if queued {
+		base = at
+	}
 	var next time.Duration
 	var ping bool
 	switch {
-	case at != 0 && to > 0 && !c.alive(at) && now-at >= int64(to):
+	case at != 0 && to > 0 && !c.alive(at) && now-base >= int64(to):
 		c.timedOut.Store(true)
 		_ = c.nc.forceClose()
 		return
 	case at != 0 && to > 0 && !c.alive(at):
-		next = time.Duration(at + int64(to) - now)
+		next = time.Duration(base + int64(to) - now)
+	case queued:
+		next = iv
+		if to > 0 && to < iv {
+			next = to
+		}
 	case at == 0 || now-at >= int64(iv):
 		ping = true
 		next = iv
@@ -350,15 +372,13 @@ func (c *wsconn) tick() {
 		next = time.Duration(at + int64(iv) - now)
 	}
 	if ping {
+		// The ping is written on its own goroutine: a write stuck behind a
+		// peer that stopped reading must not stop the timer that ends such
+		// a connection.
+		c.pinging.Store(true)
 		c.ponged.Store(false)
 		c.pingAt.Store(now)
-		// The ping is written on its own goroutine: a write stuck behind a
-		// peer that stopped reading (the read loop's pong, say) must not
-		// stop the timer that ends such a connection. A ping still stuck
-		// from the last round is not repeated; the new deadline stands.
-		if c.pinging.CompareAndSwap(false, true) {
-			go c.writePing(now)
-		}
+		go c.writePing(now)
 	}
 	c.kmu.Lock()
 	if !c.kstopped {
@@ -367,19 +387,26 @@ func (c *wsconn) tick() {
 	c.kmu.Unlock()
 }
 
-func (c *wsconn) writePing(now int64) {
-	defer c.pinging.Store(false)
+// writePing writes the ping queued at id (its payload) and notes when it
+// went out: the ping timeout counts from then.
+func (c *wsconn) writePing(id int64) {
 	var p [8]byte
-	binary.BigEndian.PutUint64(p[:], uint64(now))
+	binary.BigEndian.PutUint64(p[:], uint64(id))
 	if c.lockWrite() {
 		_ = c.ws.WritePing(p[:])
 		c.wmu.RUnlock()
 	}
+	c.pingSent.Store(monotime())
+	c.pinging.Store(false)
 }
 
-// alive reports whether the peer showed signs of life since the ping at at.
+// alive reports whether the peer showed signs of life since the ping at
+// at, or the connection is busy in a way that has its own bound: the read
+// loop waits for the stream's consumer or is in a callback, or a Send is
+// writing (its context bounds it; a slow reader of a large message sends
+// nothing back while it reads).
 func (c *wsconn) alive(at int64) bool {
-	return c.ponged.Load() || c.blocked.Load() || c.inCallback.Load() || c.nc.lastRead.Load() > at
+	return c.ponged.Load() || c.blocked.Load() || c.inCallback.Load() || len(c.sem) > 0 || c.nc.lastRead.Load() > at
 }
 
 // ping runs the OnPing hook, then answers (unless the hook closed).
@@ -401,5 +428,7 @@ func (c *wsconn) pong(p []byte) {
 		return
 	}
 	c.ponged.Store(true)
-	c.ch.rtt.Store(monotime() - at)
+	// From when the ping went out if that is known yet (it may have waited
+	// behind a large write), else from when it was queued.
+	c.ch.rtt.Store(monotime() - max(at, c.pingSent.Load()))
 }

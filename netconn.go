@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"strings"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +32,7 @@ type netConn struct {
 	hold     atomic.Bool  // ignore the engine's Close (closing handshake, or handshake error body)
 	lastRead atomic.Int64 // monotonic nanoseconds of the last read that returned data
 	readDead atomic.Bool  // the socket's read side failed: EOF, reset, closed
+	ownClose atomic.Bool  // the close frame being written is the channel's, not the engine's
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
@@ -78,7 +79,7 @@ func (c *netConn) Read(p []byte) (n int, err error) {
 		if n > 0 {
 			c.lastRead.Store(monotime())
 		}
-		if err != nil && c.upgraded.Load() {
+		if err != nil && n == 0 && c.upgraded.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 			c.readDead.Store(true)
 		}
 	}
@@ -138,7 +139,8 @@ func (c *netConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	if len(p) >= 2 && p[0]&0x0f == opClose {
-		if c.readDead.Load() {
+		own := c.ownClose.Load()
+		if !own && c.readDead.Load() {
 			// The engine answers a transport failure (EOF mid-frame, reset)
 			// with a close frame "1000 unexpected EOF". The peer is gone or
 			// has stopped sending: the connection fails without a close
@@ -146,7 +148,10 @@ func (c *netConn) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if code, reason, ok := parseCloseFrame(p); ok {
-			code, reason, fixed := engineClose(code, reason)
+			fixed := false
+			if !own {
+				code, reason, fixed = engineClose(code, reason)
+			}
 			c.mu.Lock()
 			if !c.sentClose {
 				c.sentClose, c.sentCode, c.sentReason = true, code, reason
@@ -163,21 +168,18 @@ func (c *netConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// engineClose corrects the close code the engine sends when it cannot
-// inflate a message: 1011 (internal error) for what is the peer's doing,
-// a message that inflates beyond the read limit (1009) or corrupt
-// compressed data (1007).
+// engineClose corrects the close code of a close frame the engine sends
+// on its own. Its only 1011 (internal error) is for a message it could not
+// inflate, which is the peer's doing: one that inflates beyond the read
+// limit (1009), or compressed data that is corrupt or cut short (1007).
 func engineClose(code StatusCode, reason string) (StatusCode, string, bool) {
-	if code != StatusInternalError {
-		return code, reason, false
-	}
 	switch {
+	case code != StatusInternalError:
+		return code, reason, false
 	case reason == "gws: message too large":
 		return StatusMessageTooBig, "message too big", true
-	case strings.HasPrefix(reason, "flate: "):
-		return StatusInvalidFramePayloadData, "invalid compressed data", true
 	}
-	return code, reason, false
+	return StatusInvalidFramePayloadData, "invalid compressed data", true
 }
 
 // closeFrameLike returns a close frame carrying code and reason in place

@@ -312,19 +312,42 @@ func TestCompressionBomb(t *testing.T) {
 			t.Fatalf("client Err() = %v, want remote 1009", ch.Err())
 		}
 	})
-	t.Run("corrupt compressed data", func(t *testing.T) {
+	for _, corrupt := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"reserved block type", []byte{0xff, 0xff, 0xff, 0xff}},          // BFINAL=1, BTYPE=11
+		{"stored block cut short", []byte{0x00, 0x05, 0x00, 0xfa, 0xff}}, // 5 bytes announced, none follow
+	} {
+		t.Run("corrupt compressed data: "+corrupt.name, func(t *testing.T) {
+			t.Parallel()
+			u, accepted := acceptedServer(t, &wschan.AcceptOptions{ReadLimit: limit, EnableCompression: true})
+			raw := wstest.DialRaw(t, u, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}})
+			srv := serverChannel(t, accepted)
+			raw.WriteFrame(wstest.Frame{Fin: true, RSV: 4, Opcode: opBinary, Masked: true, Payload: corrupt.payload})
+			if code, reason := raw.ReadClose(); code != 1007 {
+				t.Fatalf("server closed with %d %q, want 1007", code, reason)
+			}
+			wstest.WaitDone(t, srv)
+			if !errors.Is(srv.Err(), wschan.ErrProtocol) || srv.CloseCode() != 1007 {
+				t.Fatalf("server Err() = %v code %v, want ErrProtocol 1007", srv.Err(), srv.CloseCode())
+			}
+		})
+	}
+	t.Run("a 1011 the application sends is left alone", func(t *testing.T) {
 		t.Parallel()
-		u, accepted := acceptedServer(t, &wschan.AcceptOptions{ReadLimit: limit, EnableCompression: true})
-		raw := wstest.DialRaw(t, u, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}})
+		u, accepted := acceptedServer(t, &wschan.AcceptOptions{EnableCompression: true})
+		raw := wstest.DialRaw(t, u, nil)
 		srv := serverChannel(t, accepted)
-		// BFINAL=1 with the reserved block type 11: not a deflate stream.
-		raw.WriteFrame(wstest.Frame{Fin: true, RSV: 4, Opcode: opBinary, Masked: true, Payload: []byte{0xff, 0xff, 0xff, 0xff}})
-		if code, reason := raw.ReadClose(); code != 1007 {
-			t.Fatalf("server closed with %d %q, want 1007", code, reason)
+		go srv.Close(wschan.StatusInternalError, "gws: message too large")
+		code, reason := raw.ReadClose()
+		if code != 1011 || reason != "gws: message too large" {
+			t.Fatalf("peer got %d %q, want 1011 as sent", code, reason)
 		}
+		raw.WriteFrame(wstest.Frame{Fin: true, Opcode: opClose, Masked: true, Payload: wstest.ClosePayload(1011, "")})
 		wstest.WaitDone(t, srv)
-		if !errors.Is(srv.Err(), wschan.ErrProtocol) || srv.CloseCode() != 1007 {
-			t.Fatalf("server Err() = %v code %v, want ErrProtocol 1007", srv.Err(), srv.CloseCode())
+		if srv.CloseCode() != 1011 {
+			t.Fatalf("CloseCode() = %v, want 1011", srv.CloseCode())
 		}
 	})
 	t.Run("server sends", func(t *testing.T) {

@@ -219,6 +219,7 @@ func (rc *reconnector) loop() {
 		case <-c.ended:
 		case <-rc.ctx.Done():
 			_ = c.closeHandshake(rc.closeCode, rc.closeReason)
+			<-c.ended // closeHandshake returns early when Close came from a callback
 		}
 		rc.sendMu.Lock()
 		rc.live = nil
@@ -306,6 +307,11 @@ func (rc *reconnector) send(ctx context.Context, typ MessageType, data []byte) e
 func (rc *reconnector) close(code StatusCode, reason string) error {
 	rc.closeCode, rc.closeReason = code, reason
 	rc.cancel()
+	if c := rc.ch.cur.Load(); c != nil && c.inCallback.Load() {
+		// Maybe called from OnMessage or OnPing: the loop waits for the
+		// read loop, which waits for the callback to return.
+		return nil
+	}
 	rc.wg.Wait()
 	rc.sendMu.Lock()
 	left := rc.buf

@@ -363,3 +363,45 @@ func TestReconnectCloseWhileConnecting(t *testing.T) {
 		t.Fatalf("Err %v state %v", ch.Err(), ch.State())
 	}
 }
+
+// TestReconnectCloseFromCallback closes a reconnecting channel from OnPing
+// while OnConnect is still running: the loop must not wait for the read
+// loop that is inside the callback.
+func TestReconnectCloseFromCallback(t *testing.T) {
+	t.Parallel()
+	u := wstest.RawServer(t, func(r *wstest.Raw) {
+		_ = r.WriteFrame(wstest.Frame{Fin: true, Opcode: 0x9, Payload: []byte("hi")})
+		if code, _ := r.ReadClose(); code > 0 {
+			_ = r.WriteFrame(wstest.Frame{Fin: true, Opcode: 0x8, Payload: wstest.ClosePayload(uint16(code), "")})
+		}
+	})
+	closed := make(chan error, 1)
+	ch, err := wschan.Dial(t.Context(), u, &wschan.DialOptions{
+		Reconnect: &wschan.ReconnectOptions{
+			OnConnect: func(ctx context.Context, _ wschan.Sender) error {
+				<-ctx.Done() // still running when the ping arrives
+				return ctx.Err()
+			},
+		},
+		OnPing: func(ch *wschan.Channel, _ []byte) { closed <- ch.Close(4000, "from OnPing") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close from OnPing = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from OnPing did not return")
+	}
+	select {
+	case <-ch.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("channel did not end after Close from OnPing")
+	}
+	if !errors.Is(ch.Err(), wschan.ErrClosed) || ch.CloseCode() != 4000 {
+		t.Fatalf("Err %v code %v, want ErrClosed 4000", ch.Err(), ch.CloseCode())
+	}
+}

@@ -45,7 +45,7 @@ func TestHandshakeAbuse(t *testing.T) {
 		{"wrong version", "GET /ws HTTP/1.1\r\n" + strings.Replace(upgrade, "Version: 13", "Version: 8", 1) + "\r\n",
 			http.StatusUpgradeRequired, "Sec-Websocket-Version: 13", ""},
 		{"no Host", "GET /ws HTTP/1.1\r\n" + strings.Replace(upgrade, "Host: 127.0.0.1\r\n", "", 1) + "\r\n", http.StatusBadRequest, "", "Host"},
-		{"oversized headers", "GET /ws HTTP/1.1\r\n" + upgrade + "X-Padding: " + strings.Repeat("a", 64<<10) + "\r\n\r\n",
+		{"oversized headers", "GET /ws HTTP/1.1\r\n" + upgrade + "X-Padding: " + strings.Repeat("a", 32<<10) + "\r\n\r\n",
 			http.StatusRequestHeaderFieldsTooLarge, "", ""},
 		{"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS hello on a plain port\r\n\r\n", http.StatusBadRequest, "", ""},
 		{"POST upgrade", "POST /ws HTTP/1.1\r\n" + upgrade + "Content-Length: 0\r\n\r\n", http.StatusMethodNotAllowed, "", ""},
@@ -128,7 +128,7 @@ func TestFrameAbuse(t *testing.T) {
 		t.Parallel()
 		// Without a rate limit the pongs pile up until the server's read loop
 		// blocks writing one; the keepalive still ends the connection.
-		srv := start(t, server.Config{MessageRate: -1, PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+		srv := start(t, server.Config{MessageRate: -1, PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
 		raw := wstest.DialRaw(t, srv.WS+"/ws", nil)
 		if tc, ok := raw.Conn.(*net.TCPConn); ok {
 			_ = tc.SetReadBuffer(4 << 10)
