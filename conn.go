@@ -65,6 +65,7 @@ type wsconn struct {
 	pingAt   atomic.Int64 // monotime the last ping was queued (its payload), 0 if none
 	ponged   atomic.Bool  // the last ping was answered
 	pingSent atomic.Int64 // monotime the last ping's write finished
+	sendEnd  atomic.Int64 // monotime the last Send's turn ended
 	pinging  atomic.Bool  // a ping write is under way
 
 	ended     chan struct{} // closed when the connection is over
@@ -84,7 +85,7 @@ func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string) *wsconn 
 // writeClose sends this side's close frame (one the engine sends on its
 // own is told apart: see netConn.Write).
 func (c *wsconn) writeClose(code StatusCode, reason string) error {
-	c.nc.ownClose.Store(true)
+	c.nc.closing(code, reason)
 	return c.ws.WriteClose(uint16(code), []byte(reason))
 }
 
@@ -152,7 +153,7 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 		}
 		err := c.ws.WriteMessage(gws.Opcode(typ), data)
 		c.wmu.RUnlock()
-		<-c.sem
+		c.releaseSend()
 		if err != nil {
 			return c.sendErr(err)
 		}
@@ -163,7 +164,7 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	case <-done:
 		return fmt.Errorf("wschan: send: %w", ctx.Err())
 	}
-	defer func() { <-c.sem }()
+	defer c.releaseSend()
 	if !c.lockWrite() {
 		return c.sendErr(net.ErrClosed)
 	}
@@ -190,6 +191,12 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 		return c.sendErr(err)
 	}
 	return nil
+}
+
+// releaseSend ends a Send's turn, noting when for the keepalive.
+func (c *wsconn) releaseSend() {
+	c.sendEnd.Store(monotime())
+	<-c.sem
 }
 
 // errNotAborted clears wsconn.aborted (an atomic.Value cannot hold nil).
@@ -227,6 +234,7 @@ func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 	default:
 	}
 	c.localClose.Store(true)
+	c.nc.closing(code, reason)
 	c.nc.hold.Store(true)
 	// One deadline bounds a write stuck behind a slow peer, the close frame
 	// itself, and the wait for the peer's answer.
@@ -290,7 +298,10 @@ func (c *wsconn) classify(err error) (StatusCode, string, error) {
 		return StatusProtocolError, "", fmt.Errorf("%w: %w", err, &CloseError{Code: StatusProtocolError})
 	}
 	if c.localClose.Load() {
-		code, reason, _ := c.nc.sent()
+		code, reason, ok := c.nc.sent()
+		if !ok { // the socket failed before the close frame could go out
+			code, reason, _ = c.nc.intended()
+		}
 		return code, reason, ErrClosed
 	}
 	if c.timedOut.Load() {
@@ -340,28 +351,33 @@ func (c *wsconn) tick() {
 	now := monotime()
 	queued := c.pinging.Load() // before pingSent: writePing stores that first
 	at, sent := c.pingAt.Load(), c.pingSent.Load()
-	// The timeout counts from when the ping went out, or from when it was
-	// queued while it still waits behind another write: a ping stuck
-	// behind the read loop's pong to a peer that floods pings and reads
-	// nothing ends the connection like an unanswered one.
-	base := sent
-	if queued {
-		base = at
-	}
 	var next time.Duration
 	var ping bool
 	switch {
-	case at != 0 && to > 0 && !c.alive(at) && now-base >= int64(to):
-		c.timedOut.Store(true)
-		_ = c.nc.forceClose()
-		return
-	case at != 0 && to > 0 && !c.alive(at):
+	case queued && to > 0 && !c.busy():
+		// The ping still waits behind another write: nothing can answer
+		// it. The timeout counts from the latest of its queueing, the last
+		// Send and the last read, so a peer that floods pings and reads
+		// nothing (the read loop stuck on a pong) is ended, and a slow
+		// reader of a large Send is not, as soon as that Send is over.
+		base := max(at, c.sendEnd.Load(), c.nc.lastRead.Load())
+		if now-base >= int64(to) {
+			c.timedOut.Store(true)
+			_ = c.nc.forceClose()
+			return
+		}
 		next = time.Duration(base + int64(to) - now)
 	case queued:
 		next = iv
 		if to > 0 && to < iv {
 			next = to
 		}
+	case at != 0 && to > 0 && !c.alive(at) && now-sent >= int64(to):
+		c.timedOut.Store(true)
+		_ = c.nc.forceClose()
+		return
+	case at != 0 && to > 0 && !c.alive(at):
+		next = time.Duration(sent + int64(to) - now)
 	case at == 0 || now-at >= int64(iv):
 		ping = true
 		next = iv
@@ -376,8 +392,8 @@ func (c *wsconn) tick() {
 		// peer that stopped reading must not stop the timer that ends such
 		// a connection.
 		c.pinging.Store(true)
+		c.pingAt.Store(now) // before ponged: a late pong to the last ping must not count
 		c.ponged.Store(false)
-		c.pingAt.Store(now)
 		go c.writePing(now)
 	}
 	c.kmu.Lock()
@@ -401,12 +417,17 @@ func (c *wsconn) writePing(id int64) {
 }
 
 // alive reports whether the peer showed signs of life since the ping at
-// at, or the connection is busy in a way that has its own bound: the read
-// loop waits for the stream's consumer or is in a callback, or a Send is
+// at, or the connection is busy.
+func (c *wsconn) alive(at int64) bool {
+	return c.ponged.Load() || c.busy() || c.nc.lastRead.Load() > at
+}
+
+// busy reports whether the connection waits on something with its own
+// bound: the read loop on the stream's consumer or a callback, or a Send
 // writing (its context bounds it; a slow reader of a large message sends
 // nothing back while it reads).
-func (c *wsconn) alive(at int64) bool {
-	return c.ponged.Load() || c.blocked.Load() || c.inCallback.Load() || len(c.sem) > 0 || c.nc.lastRead.Load() > at
+func (c *wsconn) busy() bool {
+	return c.blocked.Load() || c.inCallback.Load() || len(c.sem) > 0
 }
 
 // ping runs the OnPing hook, then answers (unless the hook closed).

@@ -32,7 +32,6 @@ type netConn struct {
 	hold     atomic.Bool  // ignore the engine's Close (closing handshake, or handshake error body)
 	lastRead atomic.Int64 // monotonic nanoseconds of the last read that returned data
 	readDead atomic.Bool  // the socket's read side failed: EOF, reset, closed
-	ownClose atomic.Bool  // the close frame being written is the channel's, not the engine's
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
@@ -54,6 +53,9 @@ type netConn struct {
 	sentClose  bool
 	sentCode   StatusCode
 	sentReason string
+	ownSet     bool // the channel asked for a close frame: ownCode, ownReason
+	ownCode    StatusCode
+	ownReason  string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,7 +141,8 @@ func (c *netConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	if len(p) >= 2 && p[0]&0x0f == opClose {
-		own := c.ownClose.Load()
+		code, reason, ok := parseCloseFrame(p)
+		own := ok && c.isOwn(code, reason)
 		if !own && c.readDead.Load() {
 			// The engine answers a transport failure (EOF mid-frame, reset)
 			// with a close frame "1000 unexpected EOF". The peer is gone or
@@ -147,7 +150,7 @@ func (c *netConn) Write(p []byte) (int, error) {
 			// frame (1006 on both sides), as RFC 6455 7.1.5 describes.
 			return len(p), nil
 		}
-		if code, reason, ok := parseCloseFrame(p); ok {
+		if ok {
 			fixed := false
 			if !own {
 				code, reason, fixed = engineClose(code, reason)
@@ -216,6 +219,29 @@ func (c *netConn) writeInjected(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// closing notes the close frame the channel is about to ask the engine for,
+// so that it can be told from one the engine sends on its own.
+func (c *netConn) closing(code StatusCode, reason string) {
+	c.mu.Lock()
+	if !c.ownSet {
+		c.ownSet, c.ownCode, c.ownReason = true, code, reason
+	}
+	c.mu.Unlock()
+}
+
+func (c *netConn) isOwn(code StatusCode, reason string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownSet && c.ownCode == code && c.ownReason == reason
+}
+
+// intended reports the close frame the channel asked for, if any.
+func (c *netConn) intended() (code StatusCode, reason string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownCode, c.ownReason, c.ownSet
 }
 
 // sent reports the close frame this side wrote, if any.

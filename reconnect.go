@@ -307,12 +307,13 @@ func (rc *reconnector) send(ctx context.Context, typ MessageType, data []byte) e
 func (rc *reconnector) close(code StatusCode, reason string) error {
 	rc.closeCode, rc.closeReason = code, reason
 	rc.cancel()
-	if c := rc.ch.cur.Load(); c != nil && c.inCallback.Load() {
-		// Maybe called from OnMessage or OnPing: the loop waits for the
-		// read loop, which waits for the callback to return.
-		return nil
+	if c := rc.ch.cur.Load(); c == nil || !c.inCallback.Load() {
+		rc.wg.Wait()
 	}
-	rc.wg.Wait()
+	// Else maybe called from OnMessage or OnPing: the loop waits for the
+	// read loop, which waits for the callback to return. What is still
+	// buffered is not sent any more (a flush under way stops on the
+	// cancelled context and lets go of sendMu).
 	rc.sendMu.Lock()
 	left := rc.buf
 	rc.buf = nil
