@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -144,8 +143,7 @@ func buildWschan(t testing.TB) string {
 	t.Helper()
 	b := &wschanBinary
 	b.once.Do(func() {
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
+		if _, err := exec.LookPath("go"); err != nil {
 			b.skip = "the go command is not on PATH, so the wschan binary cannot be built: " + err.Error()
 			return
 		}
@@ -157,10 +155,7 @@ func buildWschan(t testing.TB) string {
 		b.path = filepath.Join(dir, "wschan")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, goCmd, "build", "-o", b.path, "./cmd/wschan").CombinedOutput()
-		if err != nil {
-			b.err = fmt.Errorf("go build ./cmd/wschan: %v\n%s", err, out)
-		}
+		b.err = wstest.BuildWschan(ctx, b.path)
 	})
 	if b.skip != "" {
 		t.Skip(b.skip)
@@ -271,20 +266,15 @@ func (p *serveProcess) kill(t testing.TB) {
 }
 
 // freeLoopbackAddr returns a loopback address whose port was free a moment
-// ago. The port is below the kernel's ephemeral range (32768 and up), so
-// the outgoing connections of other tests cannot take it while the server
-// is down between a kill and its restart.
+// ago, below the ephemeral range: the outgoing connections of other tests
+// cannot take it while the server is down between a kill and its restart.
 func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(32768-10000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
+	addr, err := wstest.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port in 10000-32767")
-	return ""
+	return addr
 }
 
 // startServeFreePort starts `wschan serve` on a free loopback port, picking

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
 	"go.uber.org/goleak"
 )
 
@@ -82,11 +82,9 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// setupScript picks two free loopback ports. They come from below the
-// kernel's ephemeral range (32768 and up on Linux), where the outgoing
-// connections of tests running alongside take theirs: a port found free
-// there stays free until the script listens on it. Both are held until both
-// are known, so they differ.
+// setupScript picks two free loopback ports, from below the kernel's
+// ephemeral range (see wstest.ListenBelowEphemeral). Both are held until
+// both are known, so they differ.
 func setupScript(e *testscript.Env) error {
 	var lns []net.Listener
 	defer func() {
@@ -95,7 +93,7 @@ func setupScript(e *testscript.Env) error {
 		}
 	}()
 	for _, name := range []string{"PORT", "PORT2"} {
-		ln, err := listenBelowEphemeral()
+		ln, err := wstest.ListenBelowEphemeral()
 		if err != nil {
 			return err
 		}
@@ -103,18 +101,6 @@ func setupScript(e *testscript.Env) error {
 		e.Setenv(name, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
 	return nil
-}
-
-// listenBelowEphemeral listens on a random free loopback port in
-// 10000-32767, or on any free port if none of 100 tries is free.
-func listenBelowEphemeral() (net.Listener, error) {
-	for range 100 {
-		port := 10000 + rand.IntN(32768-10000)
-		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			return ln, nil
-		}
-	}
-	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // cmdTimeout bounds each custom command.

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
 )
 
 // Load shape. The defaults give about 1,800 messages/s and 18 reconnects/s
@@ -257,22 +258,11 @@ func checkMachine(t *testing.T, cfg soakConfig) {
 // buildWschan builds ./cmd/wschan from this module into a temporary directory.
 func buildWschan(t *testing.T) string {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build wschan: %v", err)
-	}
-	out, err := exec.Command(goCmd, "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-		t.Fatalf("go env GOMOD: %q %v", out, err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
 	bin := filepath.Join(t.TempDir(), "wschan")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", bin, "./cmd/wschan")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/wschan: %v\n%s", err, out)
+	if err := wstest.BuildWschan(ctx, bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -310,12 +300,11 @@ func startServer(t *testing.T, ctx context.Context, bin string) *server {
 
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := wstest.FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func tryServer(t *testing.T, ctx context.Context, bin, addr string) (*server, error) {

@@ -1,0 +1,61 @@
+package wstest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// BuildWschan builds the wschan command (./cmd/wschan of this module) into
+// path, with the go command found on PATH. Tests that run `wschan serve`
+// as a real process use it.
+func BuildWschan(ctx context.Context, path string) error {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("the go command is needed to build wschan: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, goCmd, "env", "GOMOD").Output()
+	mod := strings.TrimSpace(string(out))
+	if err != nil || mod == "" || mod == os.DevNull {
+		return fmt.Errorf("go env GOMOD = %q (%v): not inside the wschan module", mod, err)
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", path, "./cmd/wschan")
+	cmd.Dir = filepath.Dir(mod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/wschan: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// ListenBelowEphemeral listens on a random free loopback port in
+// 10000-32767, below the kernel's ephemeral range (32768 and up on Linux)
+// from which outgoing connections take their ports: a port found free
+// there stays free for a server started on it a moment later, or started
+// again on it after a kill, even while other tests dial in parallel. After
+// 100 taken ports it listens on any free port.
+func ListenBelowEphemeral() (net.Listener, error) {
+	for range 100 {
+		port := 10000 + rand.IntN(32768-10000)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// FreeLoopbackAddr returns a loopback address whose port was free a moment
+// ago (see ListenBelowEphemeral).
+func FreeLoopbackAddr() (string, error) {
+	ln, err := ListenBelowEphemeral()
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
