@@ -29,14 +29,6 @@ var interopKinds = []peers.Kind{peers.Node, peers.Python}
 // peer fails that test instead of the whole run.
 const interopTimeout = 30 * time.Second
 
-// interopContext derives the context for one test from t.Context.
-func interopContext(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), interopTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // interopMsg is one message of a test matrix, sent repeat times in a row
 // (once when repeat is 0).
 type interopMsg struct {
@@ -252,7 +244,7 @@ func TestInteropClientEcho(t *testing.T) {
 			for _, m := range interopPlainMessages() {
 				t.Run(m.name, func(t *testing.T) {
 					t.Parallel()
-					ctx := interopContext(t)
+					ctx := wstest.Context(t, interopTimeout)
 					ch := interopDial(ctx, t, srv.URL, nil)
 					interopEcho(ctx, t, ch, m)
 				})
@@ -277,7 +269,7 @@ func TestInteropClientSubprotocol(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(string(kind)+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
-				ctx := interopContext(t)
+				ctx := wstest.Context(t, interopTimeout)
 				srv := peers.StartServer(t, kind, peers.Options{Protocols: tt.server})
 				ch := interopDial(ctx, t, srv.URL, &wschan.DialOptions{Subprotocols: offer})
 				if got := ch.Protocol(); got != tt.want {
@@ -298,7 +290,7 @@ func TestInteropClientCompression(t *testing.T) {
 	for _, kind := range interopKinds {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
-			ctx := interopContext(t)
+			ctx := wstest.Context(t, interopTimeout)
 			srv := peers.StartServer(t, kind, peers.Options{Compression: true})
 			// The first connection's open event shows what was negotiated;
 			// the subtests' connections are alike.
@@ -315,7 +307,7 @@ func TestInteropClientCompression(t *testing.T) {
 			for _, m := range interopCompressedMessages() {
 				t.Run(m.name, func(t *testing.T) {
 					t.Parallel()
-					ctx := interopContext(t)
+					ctx := wstest.Context(t, interopTimeout)
 					ch := interopDial(ctx, t, srv.URL, opts)
 					interopEcho(ctx, t, ch, m)
 				})
@@ -354,7 +346,7 @@ func TestInteropClientClose(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(string(kind)+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
-				ctx := interopContext(t)
+				ctx := wstest.Context(t, interopTimeout)
 				srv := peers.StartServer(t, kind, peers.Options{})
 				ch := interopDial(ctx, t, srv.URL, nil)
 				interopNext(ctx, t, "server", srv.Next, "open")
@@ -393,7 +385,7 @@ func TestInteropServerEcho(t *testing.T) {
 			for _, m := range interopPlainMessages() {
 				t.Run(m.name, func(t *testing.T) {
 					t.Parallel()
-					ctx := interopContext(t)
+					ctx := wstest.Context(t, interopTimeout)
 					c, _ := interopClient(ctx, t, kind, url, peers.Options{})
 					interopPeerEcho(ctx, t, c, m)
 				})
@@ -417,7 +409,7 @@ func TestInteropServerSubprotocol(t *testing.T) {
 			t.Run(string(kind)+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				peers.Require(t, kind)
-				ctx := interopContext(t)
+				ctx := wstest.Context(t, interopTimeout)
 				url, accepted := interopServer(t, &wschan.AcceptOptions{Subprotocols: []string{"chat"}})
 				c, open := interopClient(ctx, t, kind, url, peers.Options{Protocols: tt.offer})
 				if open.Protocol != tt.want {
@@ -442,7 +434,7 @@ func TestInteropServerCompression(t *testing.T) {
 			for _, m := range interopCompressedMessages() {
 				t.Run(m.name, func(t *testing.T) {
 					t.Parallel()
-					ctx := interopContext(t)
+					ctx := wstest.Context(t, interopTimeout)
 					c, open := interopClient(ctx, t, kind, url, peers.Options{Compression: true})
 					if !strings.Contains(open.Extensions, "permessage-deflate") {
 						t.Fatalf("client open: extensions %q, want permessage-deflate", open.Extensions)
@@ -485,7 +477,7 @@ func TestInteropServerClose(t *testing.T) {
 			t.Run(string(kind)+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				peers.Require(t, kind)
-				ctx := interopContext(t)
+				ctx := wstest.Context(t, interopTimeout)
 				url, accepted := interopServer(t, nil)
 				c, _ := interopClient(ctx, t, kind, url, peers.Options{})
 				sch := interopAccepted(ctx, t, accepted)

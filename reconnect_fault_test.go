@@ -31,14 +31,6 @@ import (
 // faultTimeout bounds each fault test (building the binary excepted).
 const faultTimeout = 60 * time.Second
 
-// faultContext is the test's context with a deadline.
-func faultContext(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), faultTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // faultReconnect redials fast so the tests spend little time in backoff.
 func faultReconnect(onConnect func(context.Context, wschan.Sender) error) *wschan.ReconnectOptions {
 	return &wschan.ReconnectOptions{
@@ -321,7 +313,7 @@ func restartServe(t testing.TB, ctx context.Context, bin, addr string) *servePro
 func TestFaultServerKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	bin := buildWschan(t)
-	ctx := faultContext(t)
+	ctx := wstest.Context(t, faultTimeout)
 
 	srv, addr := startServeFreePort(t, ctx, bin)
 	states := newFaultStates()
@@ -520,7 +512,7 @@ func (p *blackholeProxy) close() {
 
 func TestFaultBlackholeDetectedByPingTimeout(t *testing.T) {
 	t.Parallel()
-	ctx := faultContext(t)
+	ctx := wstest.Context(t, faultTimeout)
 	backend := strings.TrimPrefix(wstest.EchoServer(t, nil), "ws://")
 	proxy := newBlackholeProxy(t, backend)
 	states := newFaultStates()
@@ -696,7 +688,7 @@ func (s *recordingServer) close() {
 
 func TestFaultBufferedSendsExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
-	ctx := faultContext(t)
+	ctx := wstest.Context(t, faultTimeout)
 	srv := newRecordingServer(t)
 	states := newFaultStates()
 	hello := func(ctx context.Context, s wschan.Sender) error {

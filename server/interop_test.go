@@ -31,14 +31,6 @@ import (
 // peer fails that subtest instead of the whole run.
 const interopTimeout = 30 * time.Second
 
-// interopContext derives the context for one test from t.Context.
-func interopContext(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), interopTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // interopMsg is one message to echo.
 type interopMsg struct {
 	name string
@@ -325,7 +317,7 @@ func TestInteropEcho(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(ck.name+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
-				ctx := interopContext(t)
+				ctx := wstest.Context(t, interopTimeout)
 				srv := start(t, tt.cfg)
 				c := ck.dial(ctx, t, srv.WS+"/ws", tt.offer, tt.compress)
 
@@ -536,7 +528,7 @@ func TestInteropFragmented(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := interopContext(t)
+			ctx := wstest.Context(t, interopTimeout)
 			srv := start(t, tt.cfg)
 			r := wstest.DialRaw(t, srv.WS+"/ws", nil)
 			if dl, ok := ctx.Deadline(); ok {
@@ -601,7 +593,7 @@ func TestInteropGreetingFirst(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := interopContext(t)
+			ctx := wstest.Context(t, interopTimeout)
 			srv := start(t, server.Config{Greeting: "welcome"})
 			const workers, perWorker = 8, 25
 			errs := make(chan error, workers*perWorker)

@@ -27,14 +27,6 @@ import (
 // metricsTimeout bounds one metrics test.
 const metricsTimeout = 30 * time.Second
 
-// metricsContext derives the context for one test from t.Context.
-func metricsContext(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), metricsTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // metricsScrape is one parsed scrape of /metrics.
 type metricsScrape map[string]*dto.MetricFamily
 
@@ -168,7 +160,7 @@ func metricsHandshakeError(ctx context.Context, t testing.TB, url string, opts *
 // metric it moves, exactly.
 func TestMetricsWorkload(t *testing.T) {
 	t.Parallel()
-	ctx := metricsContext(t)
+	ctx := wstest.Context(t, metricsTimeout)
 	srv := start(t, server.Config{AllowedOrigins: []string{"allowed.example"}, MaxConnsPerIP: 2})
 
 	// Refused handshakes first, while the per-IP limit has room: a plain
@@ -327,7 +319,7 @@ func TestMetricsWorkload(t *testing.T) {
 // metrics agree with what the client saw.
 func TestMetricsRateLimit(t *testing.T) {
 	t.Parallel()
-	ctx := metricsContext(t)
+	ctx := wstest.Context(t, metricsTimeout)
 	srv := start(t, server.Config{MessageRate: 5, MessageBurst: 5})
 	ch := wstest.Dial(t, srv.WS+"/ws", nil)
 

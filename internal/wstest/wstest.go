@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wschan/wschan"
 )
@@ -85,4 +86,14 @@ func WaitDone(t testing.TB, ch *wschan.Channel) {
 	case <-t.Context().Done():
 		t.Fatalf("channel did not end (state %v)", ch.State())
 	}
+}
+
+// Context returns the test's context bounded by d, so that a hung peer
+// fails the test that waits on it rather than the whole run. It is
+// cancelled when the test ends.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
 }
