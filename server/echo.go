@@ -225,19 +225,23 @@ func (se *session) admitMessage(ch *wschan.Channel, n int) bool {
 	if se.idle != nil {
 		se.idle.Reset(se.s.cfg.IdleTimeout)
 	}
-	if se.limiter != nil && !se.limiter.Allow() {
-		_ = ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s)")
-		return false
-	}
-	return true
+	return se.limiter == nil || se.allow(ch, "")
 }
 
 // onPing applies the rate limit to pings: each costs a pong, as each
 // message costs an echo, so a ping flood is a message flood.
 func (se *session) onPing(ch *wschan.Channel, _ []byte) {
-	if !se.limiter.Allow() {
-		_ = ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s, pings included)")
+	se.allow(ch, ", pings included")
+}
+
+// allow takes a token from the rate limiter, or closes the connection with
+// 1008 saying the rate (and note) when there is none.
+func (se *session) allow(ch *wschan.Channel, note string) bool {
+	if se.limiter.Allow() {
+		return true
 	}
+	_ = ch.Close(wschan.StatusPolicyViolation, "message rate limit exceeded ("+strconv.FormatFloat(se.s.cfg.MessageRate, 'g', -1, 64)+"/s"+note+")")
+	return false
 }
 
 // send writes one message; a client that does not take it within the write
