@@ -115,7 +115,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 	if err != nil {
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
-	c := newWSConn(ch, nc, ws, protocol)
+	c := newWSConn(ch, nc, ws, protocol, o.EnableCompression && offersDeflate(r.Header))
 	ch.attach(c)
 	ch.setState(StateOpen, nil)
 	go c.run()

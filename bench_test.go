@@ -127,3 +127,32 @@ func benchEcho(b *testing.B, typ wschan.MessageType, size string, n int) {
 		}
 	}
 }
+
+// TestEchoAllocs pins the allocations of a steady stream round trip (both
+// ends in this process) to the engine's own: wschan adds none per message.
+func TestEchoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own: scripts/test runs this test without it")
+	}
+	ch := wstest.Dial(t, wstest.EchoServer(t, nil), nil)
+	ctx := context.Background()
+	payload := bytes.Repeat([]byte("x"), 1024)
+	roundTrip := func() {
+		if err := ch.Send(ctx, wschan.Text, payload); err != nil {
+			t.Fatal(err)
+		}
+		m, err := ch.Read(ctx)
+		if err != nil || len(m.Data) != len(payload) {
+			t.Fatalf("echo: %d bytes, %v", len(m.Data), err)
+		}
+		m.Release()
+	}
+	for range 100 { // warm the pools
+		roundTrip()
+	}
+	// The engine makes 4 per round trip (see BENCHMARKS.md); the slack is
+	// for the runtime's own (timers, GC) landing inside a run.
+	if n := testing.AllocsPerRun(500, roundTrip); n > 4.5 {
+		t.Fatalf("%.2f allocations per round trip, want at most the engine's 4", n)
+	}
+}

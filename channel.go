@@ -27,6 +27,14 @@ const streamBuffer = 16
 // A Channel reads from its socket on a goroutine of its own, which also
 // answers pings and the peer's close frame. The goroutine ends when the
 // channel does; Close waits for it.
+//
+// A stream is as strict as a synchronous reader: when the peer sends
+// something that fails the connection (a protocol violation, invalid
+// UTF-8, a message over the read limit) right behind messages still in the
+// stream, reading from the socket stops there, those messages are handed
+// out, and the connection is failed (1002, 1007 or 1009) only when the
+// consumer asks for the next message, calls Close, or the close timeout
+// passes; answers sent meanwhile go out first.
 type Channel struct {
 	set    settings
 	client bool
@@ -108,22 +116,26 @@ func (ch *Channel) finish(code StatusCode, reason string, err error) {
 // ends, or ctx ends. After the channel has ended and every message received
 // before the end has been read, Read returns the error that ended it (see Err).
 func (ch *Channel) Read(ctx context.Context) (Message, error) {
-	select {
-	case m, ok := <-ch.msgs:
-		if ok {
-			return m, nil
+	for {
+		var m Message
+		var ok bool
+		select {
+		case m, ok = <-ch.msgs:
+		default:
+			select {
+			case m, ok = <-ch.msgs:
+			case <-ctx.Done():
+				return Message{}, fmt.Errorf("wschan: read: %w", ctx.Err())
+			}
 		}
-		return Message{}, ch.Err()
-	default:
-	}
-	select {
-	case m, ok := <-ch.msgs:
-		if ok {
-			return m, nil
+		if !ok {
+			return Message{}, ch.Err()
 		}
-		return Message{}, ch.Err()
-	case <-ctx.Done():
-		return Message{}, fmt.Errorf("wschan: read: %w", ctx.Err())
+		if d, isMark := m.buf.(*drainMark); isMark {
+			_ = d.Close() // everything before it is read: the connection may fail now
+			continue
+		}
+		return m, nil
 	}
 }
 

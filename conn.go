@@ -48,6 +48,10 @@ type wsconn struct {
 	timedOut   atomic.Bool   // the dead-peer check ended the connection
 	blocked    atomic.Bool   // the read loop waits for the stream's consumer
 	inCallback atomic.Bool   // the read loop is inside an OnMessage or OnPing callback
+	streamed   bool          // the read loop has put messages in the stream (read loop only)
+	live       chan struct{} // reconnecting channels: closed once Send writes to this connection
+	stopped    chan struct{} // closed when this side ends the connection (see stop)
+	stopOnce   sync.Once
 	aborted    atomic.Value  // error: a Send's context ended mid-write
 	sem        chan struct{} // one Send writes at a time
 
@@ -74,11 +78,16 @@ type wsconn struct {
 	endErr    error
 }
 
-func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string) *wsconn {
-	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{}), sem: make(chan struct{}, 1)}
+func newWSConn(ch *Channel, nc *netConn, ws *gws.Conn, protocol string, deflate bool) *wsconn {
+	c := &wsconn{ch: ch, nc: nc, ws: ws, protocol: protocol, ended: make(chan struct{}), sem: make(chan struct{}, 1),
+		stopped: make(chan struct{})}
+	if ch.client && ch.rc != nil {
+		c.live = make(chan struct{}) // see reconnector.open
+	}
 	bind(ws, c)
 	nc.upgraded.Store(true)
-	nc.startWatch(func() { _ = c.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8") })
+	rules := frameRules{masked: !ch.client, deflate: deflate, limit: uint64(engineLimit(ch.set.readLimit))}
+	nc.startWatch(rules, func() { _ = c.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8") }, c.awaitDrain)
 	return c
 }
 
@@ -109,10 +118,20 @@ func (c *wsconn) deliver(m *gws.Message) {
 	if m.Data.Len() > c.ch.set.readLimit {
 		// Within the engine's allowance for deflate overhead, over ours.
 		_ = m.Close()
+		c.awaitDrain()
 		_ = c.writeClose(StatusMessageTooBig, "message too big")
 		return
 	}
 	typ := MessageType(m.Opcode)
+	if typ == Text && !utf8.Valid(m.Bytes()) {
+		// The engine's own check is off: it would fail the connection at
+		// once, before the messages ahead of this one in the stream have
+		// been answered.
+		_ = m.Close()
+		c.awaitDrain()
+		_ = c.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8")
+		return
+	}
 	if f := c.ch.set.onMessage; f != nil {
 		c.inCallback.Store(true)
 		f(c.ch, Message{Type: typ, Data: m.Bytes()})
@@ -122,6 +141,7 @@ func (c *wsconn) deliver(m *gws.Message) {
 	}
 	// The stream takes ownership of the engine's buffer: no copy.
 	msg := Message{Type: typ, Data: m.Bytes(), buf: m}
+	c.streamed = true
 	select {
 	case c.ch.msgs <- msg:
 		return
@@ -135,6 +155,64 @@ func (c *wsconn) deliver(m *gws.Message) {
 	}
 	c.blocked.Store(false)
 	c.nc.lastRead.Store(monotime())
+}
+
+// awaitDrain runs on the read loop before the connection is failed for
+// something the peer sent behind messages the stream has not handed out
+// yet. A synchronous reader would have had those messages, and the chance
+// to answer them, before it saw the trouble; so does the stream's
+// consumer: a mark goes into the stream behind the last message, and the
+// connection fails when the consumer asks for the message after it (Read
+// takes the mark), when Close is called, or after the close timeout,
+// whichever comes first. Meanwhile nothing more is read from the socket.
+// With an OnMessage callback every message was handled before its
+// successor was parsed: there is nothing to wait for.
+func (c *wsconn) awaitDrain() {
+	if !c.streamed {
+		return
+	}
+	c.streamed = false
+	mark := &drainMark{taken: make(chan struct{})}
+	t := time.NewTimer(c.ch.set.closeTimeout)
+	defer t.Stop()
+	c.blocked.Store(true) // the keepalive waits, too
+	defer c.blocked.Store(false)
+	select {
+	case c.ch.msgs <- Message{buf: mark}:
+	case <-c.stopped:
+		return
+	case <-t.C:
+		return
+	}
+	select {
+	case <-mark.taken:
+	case <-c.stopped:
+		return
+	case <-t.C:
+		return
+	}
+	if c.live != nil {
+		// A reconnecting channel buffers what is sent before the connection
+		// is open: the answers go out when it is.
+		select {
+		case <-c.live:
+		case <-c.stopped:
+		case <-t.C:
+		}
+	}
+}
+
+// stop tells a read loop waiting in awaitDrain that this side is ending the
+// connection: its close frame is out, or the socket is about to close.
+func (c *wsconn) stop() { c.stopOnce.Do(func() { close(c.stopped) }) }
+
+// drainMark stands in the stream behind the messages that arrived before
+// trouble (see awaitDrain); Read takes it, never returns it.
+type drainMark struct{ taken chan struct{} }
+
+func (d *drainMark) Close() error {
+	close(d.taken)
+	return nil
 }
 
 // write sends one data message. Sends take turns on sem, so ctx bounds
@@ -244,6 +322,7 @@ func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 		err = c.writeClose(code, reason)
 		c.wmu.RUnlock()
 	}
+	c.stop()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		c.nc.hold.Store(false)
 		_ = c.nc.forceClose()

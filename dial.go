@@ -206,7 +206,7 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	nc := &netConn{Conn: raw, capturing: true}
+	nc := &netConn{Conn: raw, splitResponse: true}
 	nc.hold.Store(true) // keep the socket if the engine gives up: the error body is read below
 	stop := context.AfterFunc(ctx, func() { _ = nc.forceClose() })
 	defer func() {
@@ -246,7 +246,8 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 	}
 	_ = nc.SetDeadline(time.Time{})
 	nc.hold.Store(false)
-	return newWSConn(ch, nc, ws, protocol), nil
+	deflate := o.EnableCompression && offersDeflate(resp.Header)
+	return newWSConn(ch, nc, ws, protocol, deflate), nil
 }
 
 // handshakeError describes a response that is not a WebSocket upgrade,

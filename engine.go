@@ -2,6 +2,8 @@ package wschan
 
 import (
 	"math"
+	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/lxzan/gws"
@@ -83,6 +85,13 @@ func (handler) OnMessage(s *gws.Conn, m *gws.Message) { connOf(s).deliver(m) }
 
 func (handler) OnClose(s *gws.Conn, err error) { connOf(s).end(err) }
 
+// offersDeflate reports whether a handshake header names permessage-deflate,
+// as the engine decides it (on both sides: the first Sec-WebSocket-Extensions
+// value contains the name).
+func offersDeflate(h http.Header) bool {
+	return strings.Contains(h.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+}
+
 func deflate(on bool) gws.PermessageDeflate {
 	return gws.PermessageDeflate{
 		Enabled:               on,
@@ -108,7 +117,7 @@ func upgraderFor(k upgraderKey) *gws.Upgrader {
 	u := gws.NewUpgrader(handler{}, &gws.ServerOption{
 		ReadMaxPayloadSize:  engineLimit(k.readLimit),
 		WriteMaxPayloadSize: math.MaxInt32,
-		CheckUtf8Enabled:    true,
+		CheckUtf8Enabled:    false, // see wsconn.deliver and frameWatch
 		PermessageDeflate:   deflate(k.compression),
 		Logger:              discardLogger{},
 		NewSession:          newSlot,
@@ -122,7 +131,7 @@ func clientOption(url string, o *DialOptions, readLimit int) *gws.ClientOption {
 		Addr:                url,
 		ReadMaxPayloadSize:  engineLimit(readLimit),
 		WriteMaxPayloadSize: math.MaxInt32,
-		CheckUtf8Enabled:    true,
+		CheckUtf8Enabled:    false, // see wsconn.deliver and frameWatch
 		PermessageDeflate:   deflate(o.EnableCompression),
 		Logger:              discardLogger{},
 		NewSession:          newSlot,

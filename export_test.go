@@ -1,5 +1,10 @@
 package wschan
 
+import (
+	"io"
+	"net"
+)
+
 // Internals exposed to the external test package.
 var (
 	ParseClosePayload = parseClosePayload
@@ -7,7 +12,34 @@ var (
 	ParseURL          = parseURL
 )
 
-// TextWatch exposes the early UTF-8 check to tests.
-type TextWatch = textWatch
+// FrameWatch exposes the incoming frame follower to tests.
+type FrameWatch = frameWatch
 
-func (w *textWatch) Feed(p []byte) bool { return w.feed(p) }
+// NewFrameWatch returns a watcher for frames that must be masked or not,
+// with or without permessage-deflate, and a frame and message limit.
+func NewFrameWatch(masked, deflate bool, limit uint64) *FrameWatch {
+	return &frameWatch{rules: frameRules{masked: masked, deflate: deflate, limit: limit}}
+}
+
+// The verdicts of FrameWatch.Feed.
+const (
+	FrameOK  = int(frameOK)
+	FrameBad = int(frameBad)
+	TextBad  = int(textBad)
+)
+
+// Feed observes one read and returns the cut and the verdict.
+func (w *frameWatch) Feed(p []byte) (cut, verdict int) {
+	c, v := w.feed(p)
+	return c, int(v)
+}
+
+// WatchedReader returns the transport's reader over c after the upgrade,
+// following frames as a server (masked) or a client would, with a 1 MiB
+// limit; beforeFail runs when trouble is found, before the engine sees it.
+func WatchedReader(c net.Conn, server bool, beforeFail func()) io.Reader {
+	nc := &netConn{Conn: c}
+	nc.upgraded.Store(true)
+	nc.startWatch(frameRules{masked: server, limit: 1 << 20}, func() {}, beforeFail)
+	return nc
+}

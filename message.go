@@ -1,10 +1,6 @@
 package wschan
 
-import (
-	"strconv"
-
-	"github.com/lxzan/gws"
-)
+import "strconv"
 
 // MessageType is the kind of a WebSocket data message.
 type MessageType int
@@ -32,8 +28,11 @@ type Message struct {
 	Type MessageType
 	Data []byte
 
-	buf *gws.Message // the engine's pooled buffer behind Data, if any
+	buf msgBuf // the engine's pooled buffer behind Data, if any
 }
+
+// msgBuf is memory behind a Message that can be given back.
+type msgBuf interface{ Close() error }
 
 // Release gives the memory behind m.Data back for reuse by later messages.
 // It is optional: a message that is never released is garbage collected as

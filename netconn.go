@@ -35,19 +35,22 @@ type netConn struct {
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
-	// watch follows incoming frames to catch invalid UTF-8 early; badText
-	// fails the connection with 1007 when it does. Both are used only by
-	// the read loop's goroutine.
-	watch   *textWatch
-	badText func()
+	// watch follows incoming frames (see frameWatch), used only by the
+	// read loop's goroutine. When it finds trouble, the bytes from the cut
+	// on wait in held until the bytes before have been handled: badText
+	// fails the connection with 1007, beforeFail lets the stream drain
+	// before the engine sees a frame it will fail the connection for.
+	watch      *frameWatch
+	badText    func()
+	beforeFail func()
+	held       *heldBytes
 
-	// On the client, the engine reads the handshake response through its
-	// own buffer, which may take the first frames with it; what was read
-	// before the upgrade is kept to find them (see startWatch).
-	capturing bool
-	captured  []byte
-	failNext  bool
-	overflow  bool
+	// On the client, the engine reads the handshake response through a
+	// buffer of its own. Until the response's header block is over, reads
+	// stop at its end (hsMatched counts the "\r\n\r\n" seen so far), so
+	// frames sent right behind it reach the engine through the watcher.
+	splitResponse bool
+	hsMatched     int
 
 	mu         sync.Mutex
 	sentClose  bool
@@ -66,12 +69,17 @@ var clockBase = time.Now()
 
 func monotime() int64 { return int64(time.Since(clockBase)) }
 
+// heldBytes is what a read brought from the first troublesome byte on.
+type heldBytes struct {
+	v        verdict
+	rest     []byte
+	err      error // the read's error, returned once rest is served
+	released bool  // beforeFail has run
+}
+
 func (c *netConn) Read(p []byte) (n int, err error) {
-	if c.failNext {
-		c.failNext = false
-		c.watch = nil
-		c.badText()
-		return 0, errBadText
+	if c.held != nil {
+		return c.readHeld(p)
 	}
 	if len(c.pre) > 0 {
 		n = copy(p, c.pre)
@@ -85,48 +93,77 @@ func (c *netConn) Read(p []byte) (n int, err error) {
 			c.readDead.Store(true)
 		}
 	}
-	if c.capturing && n > 0 {
-		if len(c.captured)+n > maxCapture {
-			c.capturing, c.captured, c.overflow = false, nil, true // cannot follow the frames: no early check
-		} else {
-			c.captured = append(c.captured, p[:n]...)
-		}
+	if c.splitResponse && n > 0 {
+		n = c.cutResponse(p[:n])
 	}
-	if c.watch != nil && n > 0 && !c.watch.feed(p[:n]) {
-		c.watch = nil
-		c.badText()
-		return 0, errBadText
+	if c.watch != nil && n > 0 {
+		if cut, v := c.watch.feed(p[:n]); v != frameOK {
+			c.watch = nil
+			c.held = &heldBytes{v: v, rest: bytes.Clone(p[cut:n]), err: err}
+			if cut > 0 {
+				return cut, nil
+			}
+			return c.readHeld(p)
+		}
 	}
 	return n, err
 }
 
-const maxCapture = 64 << 10
+// readHeld serves the bytes held back at trouble, once the bytes before
+// them have been handled (the engine reads again only then).
+func (c *netConn) readHeld(p []byte) (int, error) {
+	h := c.held
+	if !h.released {
+		h.released = true
+		if c.beforeFail != nil {
+			c.beforeFail()
+		}
+		if h.v == textBad {
+			c.badText()
+		}
+	}
+	if h.v == textBad {
+		return 0, errBadText
+	}
+	if len(h.rest) > 0 {
+		n := copy(p, h.rest)
+		h.rest = h.rest[n:]
+		return n, nil
+	}
+	c.held = nil
+	if h.err != nil {
+		return 0, h.err
+	}
+	return c.Read(p)
+}
 
-// startWatch turns on the early UTF-8 check once the handshake is over.
-// On a client, frame bytes that arrived with the handshake response were
-// already read (the engine has them buffered): they are fed to the watcher
-// first so it follows the same frames as the engine.
-func (c *netConn) startWatch(badText func()) {
-	w := new(textWatch)
-	if c.overflow {
-		return // the handshake was too large to follow
-	}
-	if c.capturing {
-		c.capturing = false
-		i := bytes.Index(c.captured, []byte("\r\n\r\n"))
-		if i < 0 {
-			return
+// cutResponse stops a client's read at the end of the handshake response's
+// header block and keeps the rest for after the upgrade. It returns how
+// much of b the read returns.
+func (c *netConn) cutResponse(b []byte) int {
+	const end = "\r\n\r\n"
+	for i, x := range b {
+		switch {
+		case x == end[c.hsMatched]:
+			c.hsMatched++
+		case x == '\r':
+			c.hsMatched = 1
+		default:
+			c.hsMatched = 0
 		}
-		if rest := c.captured[i+4:]; len(rest) > 0 && !w.feed(rest) {
-			// Already invalid: fail on the first read.
-			c.captured = nil
-			c.watch, c.badText = w, badText
-			c.failNext = true
-			return
+		if c.hsMatched == len(end) {
+			c.splitResponse = false
+			c.pre = append(bytes.Clone(b[i+1:]), c.pre...)
+			return i + 1
 		}
-		c.captured = nil
 	}
-	c.watch, c.badText = w, badText
+	return len(b)
+}
+
+// startWatch follows incoming frames from now on (the handshake is over).
+func (c *netConn) startWatch(rules frameRules, badText, beforeFail func()) {
+	c.watch = &frameWatch{rules: rules}
+	c.badText, c.beforeFail = badText, beforeFail
 }
 
 // errBadText ends the engine's read loop once badText has failed the

@@ -201,6 +201,7 @@ func (rc *reconnector) loop() {
 		rc.ch.attach(c)
 		go c.run()
 		if err := rc.open(c); err != nil {
+			c.stop()
 			c.nc.hold.Store(false)
 			_ = c.nc.forceClose()
 			<-c.ended
@@ -259,6 +260,7 @@ func (rc *reconnector) open(c *wsconn) error {
 	}
 	rc.buf = nil
 	rc.live = c
+	close(c.live)
 	return nil
 }
 

@@ -5,25 +5,42 @@ import (
 	"unicode/utf8"
 )
 
-// textWatch follows the frames of the incoming byte stream, as the engine
-// will parse them, to find invalid UTF-8 in a text message as soon as its
-// bytes arrive rather than when the message is complete (the engine's
-// check). RFC 6455 section 8.1 asks an endpoint to fail the connection "as
-// soon as" it sees invalid UTF-8; Autobahn cases 6.4.x send a bad fragment
-// or chop and then wait to see who notices first.
+// frameWatch follows the frames of the incoming byte stream, as the engine
+// will parse them, so that the channel knows what is coming before the
+// engine acts on it:
 //
-// It only reads: framing, unmasking for delivery, and every protocol error
-// stay with the engine. It only validates text that spans more than one
-// read: a message that arrives whole within one read is checked by the
-// engine before anyone sees it, so checking it here would be the same work
-// twice. Compressed messages are checked by the engine after inflating.
-type textWatch struct {
+//   - a frame the engine will refuse (reserved bits, opcodes, masking,
+//     continuation order, control frame rules, a length over the limit) is
+//     found at its first byte, so the bytes before it can be handed to the
+//     engine first: the messages they complete reach the application, which
+//     can still answer them, before the connection is failed (see
+//     netConn.Read and wsconn.awaitDrain);
+//   - invalid UTF-8 in a text message is found as soon as its bytes arrive
+//     rather than when the message is complete (the engine's check). RFC
+//     6455 section 8.1 asks an endpoint to fail the connection "as soon as"
+//     it sees invalid UTF-8; Autobahn cases 6.4.x send a bad fragment or
+//     chop and then wait to see who notices first.
+//
+// It only reads: framing, unmasking for delivery, and every close code stay
+// with the engine. It only validates text that spans more than one read: a
+// message that arrives whole within one read is checked by the engine
+// before anyone sees it, so checking it here would be the same work twice.
+// Compressed messages are checked by the engine after inflating.
+type frameWatch struct {
+	rules frameRules
+
 	hdr     [14]byte
 	hdrN    int    // header bytes collected
 	left    uint64 // payload bytes left in the current frame
 	mask    [4]byte
 	masked  bool
 	maskPos int
+
+	frameAt int // where the current frame began in this read; 0 if in an earlier one
+	textAt  int // where the open text message began in this read; 0 if in an earlier one
+
+	fragOpen bool   // a fragmented data message is open (the engine expects continuations)
+	fragLen  uint64 // its wire length so far
 
 	frameText bool // the current frame's payload belongs to an uncompressed text message
 	inText    bool // a text message is open (between its first frame and FIN)
@@ -32,7 +49,28 @@ type textWatch struct {
 	utf       utf8Run
 
 	segs []seg // this read's payload pieces of the open text message, not yet validated
+
+	closing bool      // the current frame is a close frame: its payload is kept
+	ctl     [125]byte // the close frame's payload, unmasked
+	ctlN    int
 }
+
+// frameRules are what the engine enforces on incoming frame headers for
+// one connection.
+type frameRules struct {
+	masked  bool   // frames must be masked (this side is the server)
+	deflate bool   // permessage-deflate was negotiated: reserved bits are the extension's
+	limit   uint64 // the engine's limit on a frame and on a fragmented message's wire length
+}
+
+// verdict is what frameWatch.feed found in a read.
+type verdict uint8
+
+const (
+	frameOK  verdict = iota // nothing wrong so far
+	frameBad                // a frame the engine will refuse starts at the cut
+	textBad                 // invalid UTF-8 in a text message that starts (or goes on) at the cut
+)
 
 type seg struct {
 	off, n  int
@@ -41,19 +79,28 @@ type seg struct {
 	masked  bool
 }
 
-// feed observes p, the bytes of one read, and reports false when an open
-// text message is already invalid UTF-8.
-func (w *textWatch) feed(p []byte) bool {
+// feed observes p, the bytes of one read. When something in p will fail
+// the connection it returns the verdict and cut, the length of the prefix
+// of p that the engine can safely have: every frame in it is complete or
+// harmless, and the trouble starts at or after p[cut]. After a verdict
+// other than frameOK, the watcher must not be fed again.
+func (w *frameWatch) feed(p []byte) (cut int, v verdict) {
 	w.segs = w.segs[:0]
+	w.frameAt, w.textAt = 0, 0
 	for i := 0; i < len(p); {
 		if !w.inPayload() { // collecting a header
+			if w.hdrN == 0 {
+				w.frameAt = i
+			}
 			w.hdr[w.hdrN] = p[i]
 			w.hdrN++
 			i++
 			if w.hdrN == w.headerLen() {
-				w.startFrame()
+				if !w.startFrame() {
+					return w.frameAt, frameBad
+				}
 				if w.left == 0 && !w.endFrame() {
-					return false
+					return w.frameAt, textBad
 				}
 			}
 			continue
@@ -63,17 +110,23 @@ func (w *textWatch) feed(p []byte) bool {
 			s := seg{off: i, n: n, maskPos: w.maskPos, mask: w.mask, masked: w.masked}
 			if w.checking {
 				if !w.check(p, s) {
-					return false
+					return w.frameAt, textBad
 				}
 			} else {
 				w.segs = append(w.segs, s)
 			}
 		}
+		if w.closing {
+			w.keep(p[i : i+n])
+		}
 		w.maskPos = (w.maskPos + n) & 3
 		w.left -= uint64(n)
 		i += n
 		if w.left == 0 && !w.endFrame() {
-			return false
+			if w.closing {
+				return w.frameAt, textBad
+			}
+			return w.textAt, textBad
 		}
 	}
 	if w.inText && !w.checking {
@@ -82,20 +135,20 @@ func (w *textWatch) feed(p []byte) bool {
 		w.checking = true
 		for _, s := range w.segs {
 			if !w.check(p, s) {
-				return false
+				return w.textAt, textBad
 			}
 		}
 	}
-	return true
+	return len(p), frameOK
 }
 
 // inPayload reports whether a header has been read and its payload is
 // being consumed (hdrN is -1 then, and back to 0 at the end of the frame).
-func (w *textWatch) inPayload() bool { return w.hdrN == -1 }
+func (w *frameWatch) inPayload() bool { return w.hdrN == -1 }
 
 // headerLen is the full length of the header being collected, as far as
 // its first bytes tell.
-func (w *textWatch) headerLen() int {
+func (w *frameWatch) headerLen() int {
 	if w.hdrN < 2 {
 		return 2
 	}
@@ -112,7 +165,9 @@ func (w *textWatch) headerLen() int {
 	return n
 }
 
-func (w *textWatch) startFrame() {
+// startFrame takes a complete header and reports whether the engine will
+// accept it.
+func (w *frameWatch) startFrame() bool {
 	b0, b1 := w.hdr[0], w.hdr[1]
 	fin, rsv1, op := b0&0x80 != 0, b0&0x40 != 0, b0&0x0f
 	i := 2
@@ -130,24 +185,81 @@ func (w *textWatch) startFrame() {
 	if w.masked {
 		copy(w.mask[:], w.hdr[i:i+4])
 	}
+	if !w.accepts(fin, b0&0x70 != 0, op) {
+		return false
+	}
 	w.maskPos = 0
 	w.hdrN = -1
 	w.frameText = false
+	w.closing, w.ctlN = op == 0x8, 0
 	switch {
 	case op == 0x1: // a new text message
 		w.inText, w.checking, w.utf = !rsv1, false, utf8Run{}
 		w.segs = w.segs[:0]
+		w.textAt = w.frameAt
 		w.frameText, w.textFin = w.inText, fin
 	case op == 0x2: // a binary message ends any text tracking
 		w.inText = false
 	case op == 0x0 && w.inText:
 		w.frameText, w.textFin = true, fin
 	}
+	return true
 }
 
-// endFrame finishes the current frame's bookkeeping.
-func (w *textWatch) endFrame() bool {
+// accepts applies the engine's checks on a frame header, in its order, and
+// keeps the fragmentation state the engine keeps.
+func (w *frameWatch) accepts(fin, rsv bool, op byte) bool {
+	r := w.rules
+	switch {
+	case w.left > r.limit:
+		return false // 1009; a length with the top bit set makes the engine panic (1002)
+	case rsv && !r.deflate:
+		return false
+	case w.masked != r.masked:
+		return false
+	case op >= 0x8: // control: whole, short, and one of close, ping, pong
+		return fin && w.left <= 125 && op <= 0xa
+	case op > 0x2: // reserved non-control opcodes
+		return false
+	case op == 0x0: // continuation
+		if !w.fragOpen {
+			return false
+		}
+		w.fragLen += w.left
+		if w.fragLen > r.limit {
+			return false
+		}
+		w.fragOpen = !fin
+	default: // a new text or binary message
+		if w.fragOpen {
+			return false
+		}
+		w.fragOpen, w.fragLen = !fin, w.left
+	}
+	return true
+}
+
+// keep copies a piece of a close frame's payload, unmasked.
+func (w *frameWatch) keep(b []byte) {
+	for j, c := range b {
+		if w.masked {
+			c ^= w.mask[(w.maskPos+j)&3]
+		}
+		w.ctl[w.ctlN] = c
+		w.ctlN++
+	}
+}
+
+// endFrame finishes the current frame's bookkeeping. It reports false when
+// the frame ends a text message or is a close frame whose text is invalid
+// UTF-8 (closing tells which).
+func (w *frameWatch) endFrame() bool {
 	w.hdrN = 0
+	if w.closing {
+		// The reason in a close frame must be UTF-8 too. The frame ends
+		// the connection: checking it here costs nothing that matters.
+		return w.ctlN <= 2 || utf8.Valid(w.ctl[2:w.ctlN])
+	}
 	if w.frameText && w.textFin {
 		ok := !w.checking || w.utf.need == 0
 		w.inText, w.checking = false, false
@@ -162,7 +274,7 @@ func (w *textWatch) endFrame() bool {
 // check validates one payload piece, unmasking as it goes. Runs of ASCII
 // are checked in place, a word at a time; the rest is unmasked into a small
 // buffer on the stack and validated there.
-func (w *textWatch) check(p []byte, s seg) bool {
+func (w *frameWatch) check(p []byte, s seg) bool {
 	b := p[s.off : s.off+s.n]
 	if !s.masked {
 		return w.utf.feed(b)

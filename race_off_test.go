@@ -1,0 +1,5 @@
+//go:build !race
+
+package wschan_test
+
+const raceEnabled = false
