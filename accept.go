@@ -46,6 +46,10 @@ type AcceptOptions struct {
 	OnMessage     func(ch *Channel, m Message)
 	OnPing        func(ch *Channel, payload []byte)
 	OnStateChange func(s State, err error)
+
+	// engine names the engine under the channel; "" is the default
+	// (gws). Tests set it to run over each engine (export_test.go).
+	engine string
 }
 
 func (o *AcceptOptions) settings() settings {
@@ -57,6 +61,7 @@ func (o *AcceptOptions) settings() settings {
 		onMessage:     o.OnMessage,
 		onPing:        o.OnPing,
 		onStateChange: o.OnStateChange,
+		engine:        o.engine,
 	}
 }
 
@@ -98,24 +103,17 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 		return nil, fmt.Errorf("wschan: accept: hijack: %w", err)
 	}
 	_ = conn.SetDeadline(time.Time{}) // the http.Server's timeouts do not apply any more
-	nc := &netConn{Conn: conn}
-	if n := brw.Reader.Buffered(); n > 0 {
-		// Frames the client sent right behind its request.
-		pre, _ := brw.Reader.Peek(n)
-		nc.pre = slices.Clone(pre)
-	}
-	brw.Reader.Reset(nc)
-	if protocol != "" {
-		nc.injectHeader = "Sec-WebSocket-Protocol: " + protocol + "\r\n"
-	}
 	set := o.settings()
 	ch := newChannel(set, false)
-	up := upgraderFor(upgraderKey{compression: o.EnableCompression, readLimit: set.readLimit})
-	ws, err := up.UpgradeFromConn(nc, brw.Reader, r)
+	if err := checkEngine(set.engine); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	e, err := acceptGWS(conn, brw.Reader, r, protocol, o.EnableCompression, set.readLimit)
 	if err != nil {
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
-	c := newWSConn(ch, nc, ws, protocol, o.EnableCompression && offersDeflate(r.Header))
+	c := newWSConn(ch, e, protocol)
 	ch.attach(c)
 	ch.setState(StateOpen, nil)
 	go c.run()

@@ -303,67 +303,8 @@ func TestKeepalive(t *testing.T) {
 			t.Fatalf("after pings: %q, Err %v", m.Data, ch.Err())
 		}
 	})
-	t.Run("slow consumer is not a dead peer", func(t *testing.T) {
-		t.Parallel()
-		// The server floods; the client does not read for several ping
-		// timeouts. Its read loop is blocked on the consumer, not on the peer.
-		u := handlerServer(t, nil, func(ch *wschan.Channel) {
-			for i := 0; i < 100; i++ {
-				if ch.SendText(context.Background(), "flood") != nil {
-					return
-				}
-			}
-			_, _ = ch.Read(context.Background())
-		})
-		ch := wstest.Dial(t, u, &wschan.DialOptions{PingInterval: 10 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
-		timer := time.NewTimer(200 * time.Millisecond)
-		select {
-		case <-timer.C:
-		case <-ch.Done():
-			t.Fatalf("channel ended while the consumer was slow: %v", ch.Err())
-		}
-		for range 100 {
-			if m := wstest.Read(t, ch); string(m.Data) != "flood" {
-				t.Fatalf("got %q", m.Data)
-			}
-		}
-	})
-	t.Run("slow reader of a large message is not a dead peer", func(t *testing.T) {
-		t.Parallel()
-		// The peer reads steadily but slower than the message goes out, and
-		// sends nothing: the ping waits behind the message for longer than
-		// the ping timeout, while the socket keeps taking bytes in.
-		u, accepted := acceptedServer(t, &wschan.AcceptOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
-		raw := wstest.DialRaw(t, u, nil)
-		if tc, ok := raw.Conn.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(16 << 10)
-		}
-		ch := serverChannel(t, accepted)
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() { // at most 64 KiB per 5 ms, about 13 MB/s
-			buf := make([]byte, 64<<10)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-				if _, err := raw.Conn.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
-		// 8 MiB: more than the socket buffers hold (the sender's grows to
-		// 4 MiB at most), so at least 300 ms pass with the ping queued.
-		start := time.Now()
-		if err := ch.Send(t.Context(), wschan.Binary, make([]byte, 8<<20)); err != nil {
-			t.Fatalf("Send to a slow but live reader failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
-		}
-		if d := time.Since(start); d < 300*time.Millisecond {
-			t.Fatalf("Send took %v: the reader was not slow enough to test the ping timeout", d)
-		}
-	})
+	// A slow consumer, a slow reader of a large Send and a late pong are
+	// timer questions: TestKeepaliveTimers answers them on a fake clock.
 	t.Run("peer that floods pings and never reads is dropped", func(t *testing.T) {
 		t.Parallel()
 		// The pongs fill the socket until the read loop blocks writing one.

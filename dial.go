@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/lxzan/gws"
 )
 
 // ErrInvalidURL is returned by Dial for a URL it cannot connect to: not
@@ -97,6 +95,10 @@ type DialOptions struct {
 	// Reconnect, when set, makes the channel redial after an abnormal end;
 	// see ReconnectOptions. Default nil: the channel ends with its connection.
 	Reconnect *ReconnectOptions
+
+	// engine names the engine under the channel; "" is the default
+	// (gws). Tests set it to run over each engine (export_test.go).
+	engine string
 }
 
 func (o *DialOptions) settings() settings {
@@ -108,6 +110,7 @@ func (o *DialOptions) settings() settings {
 		onMessage:     o.OnMessage,
 		onPing:        o.OnPing,
 		onStateChange: o.OnStateChange,
+		engine:        o.engine,
 	}
 }
 
@@ -130,6 +133,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Channel, erro
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkEngine(o.engine); err != nil {
+		return nil, fmt.Errorf("wschan: dial: %w", err)
 	}
 	ch := newChannel(o.settings(), true)
 	if o.Reconnect != nil {
@@ -206,33 +212,29 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	nc := &netConn{Conn: raw, splitResponse: true}
-	nc.hold.Store(true) // keep the socket if the engine gives up: the error body is read below
-	stop := context.AfterFunc(ctx, func() { _ = nc.forceClose() })
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	defer func() {
 		if !stop() && err == nil {
 			err = ctxErr(ctx, ctx.Err())
 		}
 		if err != nil {
-			_ = nc.forceClose()
+			_ = raw.Close()
 		}
 	}()
 	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
+	_ = raw.SetDeadline(deadline)
 
-	opt := clientOption(u.String(), o, ch.set.readLimit)
-	opt.HandshakeTimeout = time.Until(deadline)
-	opt.RequestHeader = o.Header.Clone()
-	if opt.RequestHeader == nil {
-		opt.RequestHeader = http.Header{}
+	header := o.Header.Clone()
+	if header == nil {
+		header = http.Header{}
 	}
 	if len(o.Subprotocols) > 0 {
 		// Set under the non-canonical key on purpose: the engine would insist
 		// that the server pick one; RFC 6455 lets it pick none.
-		opt.RequestHeader.Del("Sec-WebSocket-Protocol")
-		opt.RequestHeader["Sec-WebSocket-Protocol"] = []string{strings.Join(o.Subprotocols, ", ")}
+		header.Del("Sec-WebSocket-Protocol")
+		header["Sec-WebSocket-Protocol"] = []string{strings.Join(o.Subprotocols, ", ")}
 	}
-	ws, resp, err := gws.NewClientFromConn(handler{}, opt, nc)
+	e, resp, err := dialGWS(raw, u.String(), header, time.Until(deadline), o.EnableCompression, ch.set.readLimit)
 	if err != nil {
 		if resp != nil && ctx.Err() == nil {
 			return nil, handshakeError(resp, err)
@@ -244,10 +246,8 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 		return nil, &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header,
 			Reason: fmt.Sprintf("server selected subprotocol %q, which was not offered", protocol)}
 	}
-	_ = nc.SetDeadline(time.Time{})
-	nc.hold.Store(false)
-	deflate := o.EnableCompression && offersDeflate(resp.Header)
-	return newWSConn(ch, nc, ws, protocol, deflate), nil
+	_ = raw.SetDeadline(time.Time{})
+	return newWSConn(ch, e, protocol), nil
 }
 
 // handshakeError describes a response that is not a WebSocket upgrade,
@@ -255,7 +255,7 @@ func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *
 func handshakeError(resp *http.Response, err error) *HandshakeError {
 	he := &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		he.Reason = strings.TrimPrefix(err.Error(), "gws: ")
+		he.Reason = handshakeReason(err)
 	}
 	if resp.Body != nil {
 		he.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -364,7 +364,23 @@ func dialProxy(ctx context.Context, netDial func(context.Context, string, string
 	}
 	if br.Buffered() > 0 {
 		pre, _ := br.Peek(br.Buffered())
-		return &netConn{Conn: conn, pre: slices.Clone(pre)}, nil
+		return &prefixConn{Conn: conn, pre: slices.Clone(pre)}, nil
 	}
 	return conn, nil
+}
+
+// prefixConn serves pre before reading from Conn: bytes a proxy's answer
+// brought along.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }

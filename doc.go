@@ -42,7 +42,9 @@
 // in both directions. Invalid UTF-8 fails the connection as soon as the bad
 // bytes arrive, even in the middle of a fragmented message or of a frame
 // still being received (what Autobahn cases 6.4.x check; gws alone checks
-// only complete messages).
+// only complete messages). A stream is as strict as a callback: a
+// violation right behind messages not yet read fails the connection only
+// after they have been read and could be answered (see Channel).
 //
 // # Engine
 //
@@ -50,11 +52,14 @@
 // goroutine-per-connection engine measured for this project, with client
 // and server, permessage-deflate with context takeover, concurrent-safe
 // writes and Autobahn passes in both roles. wschan wraps it and keeps it out
-// of the exported API so it can change: it turns on UTF-8 checking and pong
-// replies (off by default in gws), keeps the socket open until the peer
-// answers a close frame (gws closes at once), follows incoming text to
-// catch invalid UTF-8 early, recovers from a gws panic on a
-// 64-bit frame length with the top bit set, keeps frames a client sends
-// right behind its handshake request, and lets the server pick a
-// subprotocol per request. It is the only dependency of this package.
+// of the exported API so it can change: the channel's logic talks to one
+// small internal interface (engine.go), and gws sits behind it in gws.go
+// and gws_transport.go. Around gws, wschan checks UTF-8 itself (once per
+// message, early for text that spans reads), answers pings, keeps the
+// socket open until the peer answers a close frame (gws closes at once),
+// follows incoming frames to stop at a violation, recovers from a gws
+// panic on a 64-bit frame length with the top bit set, keeps frames a
+// client sends right behind its handshake request, and lets the server
+// pick a subprotocol per request. It is the only dependency of this
+// package.
 package wschan

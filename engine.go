@@ -1,30 +1,106 @@
 package wschan
 
 import (
+	"fmt"
 	"math"
-	"net/http"
-	"strings"
-	"sync"
-
-	"github.com/lxzan/gws"
+	"slices"
+	"time"
 )
 
-// The engine is github.com/lxzan/gws: it owns RFC 6455 framing, masking,
-// fragmentation, UTF-8 checks, permessage-deflate and the close handshake's
-// wire format. This file is the only place that configures it; nothing of it
-// appears in the exported API.
+// The channel's connection logic (wsconn, keepalive, the closing handshake,
+// the end's classification) sits on an engine through one seam: an
+// engineConn is one WebSocket connection's frames, and it reports what
+// arrives through connEvents. The engine owns framing, masking,
+// fragmentation, permessage-deflate and the close frame's wire format.
+// Today's engine is github.com/lxzan/gws, a goroutine per connection
+// (gws.go, gws_transport.go); nothing of it appears outside those files.
+//
+// The seam is shaped so that an engine that cannot block in a callback (a
+// poller) fits too: writes are whole operations the engine owns, the end
+// comes as one record, and the one place the read side waits for the
+// application (the stream's back-pressure, deliver; the drain before
+// failing, awaitDrain) is a call the engine makes and may turn into
+// "pause, then resume".
 
-// Defaults shared by Dial and Accept.
-const (
-	DefaultReadLimit        = 32 << 20 // bytes
-	DefaultPingInterval     = 30e9     // 30s
-	DefaultPingTimeout      = 15e9     // 15s
-	DefaultCloseTimeout     = 5e9      // 5s
-	DefaultHandshakeTimeout = 10e9     // 10s
-)
+// engineConn is one connection on an engine. Writes may be called from any
+// goroutine; the engine serialises them. After shutdown every write fails.
+type engineConn interface {
+	// bind sets where events go; it is called once, before serve.
+	bind(ev connEvents)
+	// serve runs the connection until it ends; the last event is end.
+	serve()
+
+	writeMessage(typ MessageType, p []byte) error
+	writePing(p []byte) error
+	writePong(p []byte) error
+	// writeClose sends this side's close frame (see sentClose).
+	writeClose(code StatusCode, reason string) error
+	// setWriteDeadline bounds writes under way and to come (zero: none).
+	setWriteDeadline(t time.Time) error
+
+	// holdOpen keeps the socket open after the close frame has gone out,
+	// until the peer's close frame, shutdown, or the deadline (closing
+	// handshake).
+	holdOpen(deadline time.Time)
+	// abort closes the socket now: writes and the read side fail.
+	abort()
+	// shutdown aborts and returns once no write is under way; it runs
+	// once, from end.
+	shutdown()
+
+	// lastRead is the monotime of the last bytes received.
+	lastRead() int64
+	// sentClose reports the close frame this side wrote, if any;
+	// intendedClose the one writeClose was asked for, if any.
+	sentClose() (StatusCode, string, bool)
+	intendedClose() (StatusCode, string, bool)
+}
+
+// connEvents is what an engine reports for one connection, from its read
+// side, one at a time and in order.
+type connEvents interface {
+	// message delivers a complete data message; buf (nil or not) holds
+	// the memory behind data and passes to whoever keeps the message.
+	message(typ MessageType, data []byte, buf msgBuf)
+	ping(p []byte)
+	pong(p []byte)
+	// drain runs before the engine fails the connection for something the
+	// peer sent: see wsconn.awaitDrain.
+	drain()
+	// end reports how the connection ended; nothing follows it.
+	end(cause endCause)
+}
+
+// endCause is why an engine's connection ended, in the engine's words
+// translated to none.
+type endCause struct {
+	// peerClose: the peer sent a close frame with code peerCode (0 when
+	// it had no status) and peerReason.
+	peerClose  bool
+	peerCode   uint16
+	peerReason string
+	// malformed: the engine could not parse what the peer sent (detail
+	// says what); it has sent 1002.
+	malformed bool
+	detail    string
+	// err is the transport's or the engine's error otherwise.
+	err error
+}
+
+// engines are the engines a channel can run on, by name; the first is the
+// default.
+var engines = []string{"gws"}
+
+// checkEngine refuses an engine name that is not in engines.
+func checkEngine(name string) error {
+	if name == "" || slices.Contains(engines, name) {
+		return nil
+	}
+	return fmt.Errorf("unknown engine %q", name)
+}
 
 // readLimit maps a ReadLimit option to bytes: 0 is the default, negative
-// the largest the engine can address.
+// the largest an engine can address.
 func readLimit(n int64) int {
 	switch {
 	case n == 0:
@@ -49,91 +125,9 @@ func engineLimit(n int) int {
 	return min(n+n>>5+1024, math.MaxInt32)
 }
 
-// discardLogger keeps the engine quiet: the library never logs.
-type discardLogger struct{}
+// clockBase is the monotonic origin of monotime.
+var clockBase = time.Now()
 
-func (discardLogger) Error(...any) {}
-
-// slot is the engine's per-connection session storage, holding just the
-// wsconn it belongs to (the engine's default is a map per connection).
-type slot struct{ c *wsconn }
-
-func (*slot) Len() int                     { return 0 }
-func (*slot) Load(string) (any, bool)      { return nil, false }
-func (*slot) Delete(string)                {}
-func (*slot) Store(string, any)            {}
-func (*slot) Range(func(string, any) bool) {}
-func newSlot() gws.SessionStorage          { return new(slot) }
-func connOf(s *gws.Conn) *wsconn           { return s.Session().(*slot).c }
-func bind(s *gws.Conn, c *wsconn)          { s.Session().(*slot).c = c }
-
-var _ gws.SessionStorage = (*slot)(nil)
-
-// handler turns the engine's callbacks into wsconn events. It is stateless;
-// the connection is found through the session slot.
-type handler struct{}
-
-var _ gws.Event = handler{}
-
-func (handler) OnOpen(*gws.Conn) {}
-
-func (handler) OnPing(s *gws.Conn, payload []byte) { connOf(s).ping(payload) }
-
-func (handler) OnPong(s *gws.Conn, payload []byte) { connOf(s).pong(payload) }
-
-func (handler) OnMessage(s *gws.Conn, m *gws.Message) { connOf(s).deliver(m) }
-
-func (handler) OnClose(s *gws.Conn, err error) { connOf(s).end(err) }
-
-// offersDeflate reports whether a handshake header names permessage-deflate,
-// as the engine decides it (on both sides: the first Sec-WebSocket-Extensions
-// value contains the name).
-func offersDeflate(h http.Header) bool {
-	return strings.Contains(h.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
-}
-
-func deflate(on bool) gws.PermessageDeflate {
-	return gws.PermessageDeflate{
-		Enabled:               on,
-		ServerContextTakeover: true,
-		ClientContextTakeover: true,
-	}
-}
-
-// upgraderKey is what makes two Accept configurations need different engines.
-type upgraderKey struct {
-	compression bool
-	readLimit   int
-}
-
-// upgraders caches one engine upgrader per configuration; the key space is
-// the handful of configurations a program uses.
-var upgraders sync.Map // upgraderKey → *gws.Upgrader
-
-func upgraderFor(k upgraderKey) *gws.Upgrader {
-	if u, ok := upgraders.Load(k); ok {
-		return u.(*gws.Upgrader)
-	}
-	u := gws.NewUpgrader(handler{}, &gws.ServerOption{
-		ReadMaxPayloadSize:  engineLimit(k.readLimit),
-		WriteMaxPayloadSize: math.MaxInt32,
-		CheckUtf8Enabled:    false, // see wsconn.deliver and frameWatch
-		PermessageDeflate:   deflate(k.compression),
-		Logger:              discardLogger{},
-		NewSession:          newSlot,
-	})
-	actual, _ := upgraders.LoadOrStore(k, u)
-	return actual.(*gws.Upgrader)
-}
-
-func clientOption(url string, o *DialOptions, readLimit int) *gws.ClientOption {
-	return &gws.ClientOption{
-		Addr:                url,
-		ReadMaxPayloadSize:  engineLimit(readLimit),
-		WriteMaxPayloadSize: math.MaxInt32,
-		CheckUtf8Enabled:    false, // see wsconn.deliver and frameWatch
-		PermessageDeflate:   deflate(o.EnableCompression),
-		Logger:              discardLogger{},
-		NewSession:          newSlot,
-	}
-}
+// monotime is a monotonic clock reading in nanoseconds, cheap to store in
+// an atomic.
+func monotime() int64 { return int64(time.Since(clockBase)) }

@@ -1,6 +1,7 @@
 package wschan
 
 import (
+	"fmt"
 	"io"
 	"net"
 )
@@ -38,8 +39,25 @@ func (w *frameWatch) Feed(p []byte) (cut, verdict int) {
 // following frames as a server (masked) or a client would, with a 1 MiB
 // limit; beforeFail runs when trouble is found, before the engine sees it.
 func WatchedReader(c net.Conn, server bool, beforeFail func()) io.Reader {
-	nc := &netConn{Conn: c}
-	nc.upgraded.Store(true)
-	nc.startWatch(frameRules{masked: server, limit: 1 << 20}, func() {}, beforeFail)
-	return nc
+	t := &gwsTransport{Conn: c}
+	t.upgraded.Store(true)
+	t.startWatch(frameRules{masked: server, limit: 1 << 20}, func() {}, beforeFail)
+	return t
+}
+
+// Engines are the engines behaviour tests run over: for each, set it on
+// the options with UseEngine.
+var Engines = engines
+
+// UseEngine makes the channels Accept or Dial creates with o (an
+// *AcceptOptions or *DialOptions) run on the named engine.
+func UseEngine(o any, name string) {
+	switch o := o.(type) {
+	case *AcceptOptions:
+		o.engine = name
+	case *DialOptions:
+		o.engine = name
+	default:
+		panic(fmt.Sprintf("UseEngine(%T)", o))
+	}
 }

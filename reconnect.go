@@ -202,8 +202,7 @@ func (rc *reconnector) loop() {
 		go c.run()
 		if err := rc.open(c); err != nil {
 			c.stop()
-			c.nc.hold.Store(false)
-			_ = c.nc.forceClose()
+			c.e.abort()
 			<-c.ended
 			if rc.ctx.Err() != nil {
 				rc.finish(nil)

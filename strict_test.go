@@ -128,79 +128,88 @@ func callbackEcho(ch *wschan.Channel, m wschan.Message) {
 func TestStrictAfterValidMessage(t *testing.T) {
 	t.Parallel()
 	const limit = 4096
-	for _, tc := range strictCases() {
-		t.Run("server/"+tc.name, func(t *testing.T) {
-			t.Parallel()
-			for _, mode := range []string{"stream", "callback"} {
-				t.Run(mode, func(t *testing.T) {
-					t.Parallel()
-					opts := &wschan.AcceptOptions{ReadLimit: limit}
-					if mode == "callback" {
-						opts.OnMessage = callbackEcho
-					}
-					u, accepted := acceptedServer(t, opts)
-					raw := wstest.DialRaw(t, u, nil)
-					srv := serverChannel(t, accepted)
-					writeChops(raw, tc.wire(true))
-					echo, code, err := readAnswerThenClose(raw)
-					if err != nil || !bytes.Equal(echo, tc.echo) || code != tc.code {
-						t.Fatalf("server answered %q then close %d (%v), want %q then %d", echo, code, err, tc.echo, tc.code)
-					}
-					wstest.WaitDone(t, srv)
-					if int(srv.CloseCode()) != tc.code || !errors.Is(srv.Err(), wantErrFor(tc.code)) {
-						t.Fatalf("server channel ended %v with %v, want %d", srv.CloseCode(), srv.Err(), tc.code)
-					}
-				})
-			}
-		})
-		t.Run("client/"+tc.name, func(t *testing.T) {
-			t.Parallel()
-			for _, mode := range []string{"stream", "callback", "reconnecting"} {
-				t.Run(mode, func(t *testing.T) {
-					t.Parallel()
-					type answer struct {
-						echo []byte
-						code int
-						err  error
-					}
-					got := make(chan answer, 1)
-					u := wstest.RawServer(t, func(r *wstest.Raw) {
-						writeChops(r, tc.wire(false))
-						var a answer
-						a.echo, a.code, a.err = readAnswerThenClose(r)
-						select {
-						case got <- a:
-						default: // a reconnecting client's later connections
-						}
-					})
-					opts := &wschan.DialOptions{ReadLimit: limit}
-					switch mode {
-					case "callback":
-						opts.OnMessage = callbackEcho
-					case "reconnecting":
-						opts.Reconnect = &wschan.ReconnectOptions{}
-					}
-					ch := wstest.Dial(t, u, opts)
-					if mode != "callback" {
-						go streamEcho(ch)
-					}
-					var a answer
-					select {
-					case a = <-got:
-					case <-t.Context().Done():
-						t.Fatal("the raw server got no answer")
-					}
-					if a.err != nil || !bytes.Equal(a.echo, tc.echo) || a.code != tc.code {
-						t.Fatalf("client answered %q then close %d (%v), want %q then %d", a.echo, a.code, a.err, tc.echo, tc.code)
-					}
-					wstest.WaitDone(t, ch)
-					if int(ch.CloseCode()) != tc.code || !errors.Is(ch.Err(), wantErrFor(tc.code)) {
-						t.Fatalf("client channel ended %v with %v, want %d", ch.CloseCode(), ch.Err(), tc.code)
-					}
-				})
-			}
-		})
+	for _, eng := range wschan.Engines {
+		for _, tc := range strictCases() {
+			testStrictCase(t, eng, tc, limit)
+		}
 	}
+}
+
+// testStrictCase runs one case on one engine, in both roles.
+func testStrictCase(t *testing.T, eng string, tc strictCase, limit int64) {
+	t.Run(eng+"/server/"+tc.name, func(t *testing.T) {
+		t.Parallel()
+		for _, mode := range []string{"stream", "callback"} {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				opts := &wschan.AcceptOptions{ReadLimit: limit}
+				wschan.UseEngine(opts, eng)
+				if mode == "callback" {
+					opts.OnMessage = callbackEcho
+				}
+				u, accepted := acceptedServer(t, opts)
+				raw := wstest.DialRaw(t, u, nil)
+				srv := serverChannel(t, accepted)
+				writeChops(raw, tc.wire(true))
+				echo, code, err := readAnswerThenClose(raw)
+				if err != nil || !bytes.Equal(echo, tc.echo) || code != tc.code {
+					t.Fatalf("server answered %q then close %d (%v), want %q then %d", echo, code, err, tc.echo, tc.code)
+				}
+				wstest.WaitDone(t, srv)
+				if int(srv.CloseCode()) != tc.code || !errors.Is(srv.Err(), wantErrFor(tc.code)) {
+					t.Fatalf("server channel ended %v with %v, want %d", srv.CloseCode(), srv.Err(), tc.code)
+				}
+			})
+		}
+	})
+	t.Run(eng+"/client/"+tc.name, func(t *testing.T) {
+		t.Parallel()
+		for _, mode := range []string{"stream", "callback", "reconnecting"} {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				type answer struct {
+					echo []byte
+					code int
+					err  error
+				}
+				got := make(chan answer, 1)
+				u := wstest.RawServer(t, func(r *wstest.Raw) {
+					writeChops(r, tc.wire(false))
+					var a answer
+					a.echo, a.code, a.err = readAnswerThenClose(r)
+					select {
+					case got <- a:
+					default: // a reconnecting client's later connections
+					}
+				})
+				opts := &wschan.DialOptions{ReadLimit: limit}
+				wschan.UseEngine(opts, eng)
+				switch mode {
+				case "callback":
+					opts.OnMessage = callbackEcho
+				case "reconnecting":
+					opts.Reconnect = &wschan.ReconnectOptions{}
+				}
+				ch := wstest.Dial(t, u, opts)
+				if mode != "callback" {
+					go streamEcho(ch)
+				}
+				var a answer
+				select {
+				case a = <-got:
+				case <-t.Context().Done():
+					t.Fatal("the raw server got no answer")
+				}
+				if a.err != nil || !bytes.Equal(a.echo, tc.echo) || a.code != tc.code {
+					t.Fatalf("client answered %q then close %d (%v), want %q then %d", a.echo, a.code, a.err, tc.echo, tc.code)
+				}
+				wstest.WaitDone(t, ch)
+				if int(ch.CloseCode()) != tc.code || !errors.Is(ch.Err(), wantErrFor(tc.code)) {
+					t.Fatalf("client channel ended %v with %v, want %d", ch.CloseCode(), ch.Err(), tc.code)
+				}
+			})
+		}
+	})
 }
 
 func wantErrFor(code int) error {

@@ -8,50 +8,71 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// netConn is the transport under one WebSocket connection. It sits between
-// the engine and the socket so that the channel, not the engine, decides:
+// gwsTransport is the net.Conn the gws engine reads and writes. It sits
+// between the engine and the socket so that the channel, not the engine,
+// decides:
 //
 //   - when the socket really closes: the engine closes its socket as soon as
 //     it has written a close frame, which would cut the closing handshake
 //     short; while hold is set, the engine's Close is ignored and the read
-//     loop keeps running until the peer's close frame (or the deadline) ends it;
-//   - what close frame went out: every frame the engine writes is one Write
-//     call, so a close frame is seen whole and its status code recorded;
-//   - what the handshake response says: a header (the selected subprotocol)
-//     can be added to the 101 response before it goes out;
+//     loop keeps running until the peer's close frame (or the deadline) ends
+//     it;
+//   - what close frame went out (ledger): every frame the engine writes is
+//     one Write call, so a close frame is seen whole and its status code
+//     recorded, and the engine's own close codes can be corrected;
+//   - what the engine reads (guard): incoming frames are followed, and the
+//     bytes from a frame the engine will fail the connection for are held
+//     back until the messages before it are handled (see frameWatch);
+//   - the handshake's bytes (hs): read-ahead served first, a header added to
+//     the 101 response, the client's read cut at the response's end;
 //   - when bytes last arrived, for the dead-peer check.
-type netConn struct {
+type gwsTransport struct {
 	net.Conn
 
-	pre []byte // bytes read ahead during the HTTP handshake, served first
+	hs     handshakeIO
+	ledger closeLedger
+	guard  readGuard
 
 	upgraded atomic.Bool  // the handshake is over: writes are frames
 	hold     atomic.Bool  // ignore the engine's Close (closing handshake, or handshake error body)
-	lastRead atomic.Int64 // monotonic nanoseconds of the last read that returned data
+	lastRead atomic.Int64 // monotime of the last read that returned data
 	readDead atomic.Bool  // the socket's read side failed: EOF, reset, closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// handshakeIO is the transport's part in the opening handshake.
+type handshakeIO struct {
+	pre []byte // bytes read ahead during the HTTP handshake, served first
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
 
-	// watch follows incoming frames (see frameWatch), used only by the
-	// read loop's goroutine. When it finds trouble, the bytes from the cut
-	// on wait in held until the bytes before have been handled: badText
-	// fails the connection with 1007, beforeFail lets the stream drain
-	// before the engine sees a frame it will fail the connection for.
+	// On the client, the engine reads the handshake response through a
+	// buffer of its own. Until the response's header block is over, reads
+	// stop at its end (matched counts the "\r\n\r\n" seen so far), so
+	// frames sent right behind it reach the engine through the guard.
+	splitResponse bool
+	matched       int
+}
+
+// readGuard follows incoming frames (see frameWatch); it is used only by
+// the read loop's goroutine. When the watcher finds trouble, the bytes
+// from the cut on wait in held until the bytes before have been handled:
+// badText fails the connection with 1007, beforeFail lets the stream drain
+// before the engine sees a frame it will fail the connection for.
+type readGuard struct {
 	watch      *frameWatch
 	badText    func()
 	beforeFail func()
 	held       *heldBytes
+}
 
-	// On the client, the engine reads the handshake response through a
-	// buffer of its own. Until the response's header block is over, reads
-	// stop at its end (hsMatched counts the "\r\n\r\n" seen so far), so
-	// frames sent right behind it reach the engine through the watcher.
-	splitResponse bool
-	hsMatched     int
-
+// closeLedger records the close frames of one connection: the one the
+// channel asked for and the one that went out.
+type closeLedger struct {
 	mu         sync.Mutex
 	sentClose  bool
 	sentCode   StatusCode
@@ -59,15 +80,7 @@ type netConn struct {
 	ownSet     bool // the channel asked for a close frame: ownCode, ownReason
 	ownCode    StatusCode
 	ownReason  string
-
-	closeOnce sync.Once
-	closeErr  error
 }
-
-// clock is the monotonic origin for lastRead.
-var clockBase = time.Now()
-
-func monotime() int64 { return int64(time.Since(clockBase)) }
 
 // heldBytes is what a read brought from the first troublesome byte on.
 type heldBytes struct {
@@ -77,13 +90,13 @@ type heldBytes struct {
 	released bool  // beforeFail has run
 }
 
-func (c *netConn) Read(p []byte) (n int, err error) {
-	if c.held != nil {
+func (c *gwsTransport) Read(p []byte) (n int, err error) {
+	if c.guard.held != nil {
 		return c.readHeld(p)
 	}
-	if len(c.pre) > 0 {
-		n = copy(p, c.pre)
-		c.pre = c.pre[n:]
+	if len(c.hs.pre) > 0 {
+		n = copy(p, c.hs.pre)
+		c.hs.pre = c.hs.pre[n:]
 	} else {
 		n, err = c.Conn.Read(p)
 		if n > 0 {
@@ -93,13 +106,13 @@ func (c *netConn) Read(p []byte) (n int, err error) {
 			c.readDead.Store(true)
 		}
 	}
-	if c.splitResponse && n > 0 {
-		n = c.cutResponse(p[:n])
+	if c.hs.splitResponse && n > 0 {
+		n = c.hs.cutResponse(p[:n])
 	}
-	if c.watch != nil && n > 0 {
-		if cut, v := c.watch.feed(p[:n]); v != frameOK {
-			c.watch = nil
-			c.held = &heldBytes{v: v, rest: bytes.Clone(p[cut:n]), err: err}
+	if c.guard.watch != nil && n > 0 {
+		if cut, v := c.guard.watch.feed(p[:n]); v != frameOK {
+			c.guard.watch = nil
+			c.guard.held = &heldBytes{v: v, rest: bytes.Clone(p[cut:n]), err: err}
 			if cut > 0 {
 				return cut, nil
 			}
@@ -111,15 +124,15 @@ func (c *netConn) Read(p []byte) (n int, err error) {
 
 // readHeld serves the bytes held back at trouble, once the bytes before
 // them have been handled (the engine reads again only then).
-func (c *netConn) readHeld(p []byte) (int, error) {
-	h := c.held
+func (c *gwsTransport) readHeld(p []byte) (int, error) {
+	h := c.guard.held
 	if !h.released {
 		h.released = true
-		if c.beforeFail != nil {
-			c.beforeFail()
+		if c.guard.beforeFail != nil {
+			c.guard.beforeFail()
 		}
 		if h.v == textBad {
-			c.badText()
+			c.guard.badText()
 		}
 	}
 	if h.v == textBad {
@@ -130,7 +143,7 @@ func (c *netConn) readHeld(p []byte) (int, error) {
 		h.rest = h.rest[n:]
 		return n, nil
 	}
-	c.held = nil
+	c.guard.held = nil
 	if h.err != nil {
 		return 0, h.err
 	}
@@ -140,18 +153,18 @@ func (c *netConn) readHeld(p []byte) (int, error) {
 // cutResponse stops a client's read at the end of the handshake response's
 // header block and keeps the rest for after the upgrade. It returns how
 // much of b the read returns.
-func (c *netConn) cutResponse(b []byte) int {
+func (c *handshakeIO) cutResponse(b []byte) int {
 	const end = "\r\n\r\n"
 	for i, x := range b {
 		switch {
-		case x == end[c.hsMatched]:
-			c.hsMatched++
+		case x == end[c.matched]:
+			c.matched++
 		case x == '\r':
-			c.hsMatched = 1
+			c.matched = 1
 		default:
-			c.hsMatched = 0
+			c.matched = 0
 		}
-		if c.hsMatched == len(end) {
+		if c.matched == len(end) {
 			c.splitResponse = false
 			c.pre = append(bytes.Clone(b[i+1:]), c.pre...)
 			return i + 1
@@ -161,25 +174,25 @@ func (c *netConn) cutResponse(b []byte) int {
 }
 
 // startWatch follows incoming frames from now on (the handshake is over).
-func (c *netConn) startWatch(rules frameRules, badText, beforeFail func()) {
-	c.watch = &frameWatch{rules: rules}
-	c.badText, c.beforeFail = badText, beforeFail
+func (c *gwsTransport) startWatch(rules frameRules, badText, beforeFail func()) {
+	c.guard.watch = &frameWatch{rules: rules}
+	c.guard.badText, c.guard.beforeFail = badText, beforeFail
 }
 
 // errBadText ends the engine's read loop once badText has failed the
 // connection with 1007.
 var errBadText = errors.New("wschan: invalid UTF-8 in text message")
 
-func (c *netConn) Write(p []byte) (int, error) {
+func (c *gwsTransport) Write(p []byte) (int, error) {
 	if !c.upgraded.Load() {
-		if c.injectHeader != "" {
+		if c.hs.injectHeader != "" {
 			return c.writeInjected(p)
 		}
 		return c.Conn.Write(p)
 	}
 	if len(p) >= 2 && p[0]&0x0f == opClose {
 		code, reason, ok := parseCloseFrame(p)
-		own := ok && c.isOwn(code, reason)
+		own := ok && c.ledger.isOwn(code, reason)
 		if !own && c.readDead.Load() {
 			// The engine answers a transport failure (EOF mid-frame, reset)
 			// with a close frame "1000 unexpected EOF". The peer is gone or
@@ -192,11 +205,7 @@ func (c *netConn) Write(p []byte) (int, error) {
 			if !own {
 				code, reason, fixed = engineClose(code, reason)
 			}
-			c.mu.Lock()
-			if !c.sentClose {
-				c.sentClose, c.sentCode, c.sentReason = true, code, reason
-			}
-			c.mu.Unlock()
+			c.ledger.record(code, reason)
 			if fixed {
 				if _, err := c.Conn.Write(closeFrameLike(p, code, reason)); err != nil {
 					return 0, err
@@ -241,9 +250,9 @@ func closeFrameLike(p []byte, code StatusCode, reason string) []byte {
 
 // writeInjected writes the handshake response p with injectHeader added
 // before the blank line that ends the header block.
-func (c *netConn) writeInjected(p []byte) (int, error) {
-	h := c.injectHeader
-	c.injectHeader = ""
+func (c *gwsTransport) writeInjected(p []byte) (int, error) {
+	h := c.hs.injectHeader
+	c.hs.injectHeader = ""
 	end := len(p) - 2 // p ends in "\r\n\r\n"; insert before the final "\r\n"
 	if end < 2 || string(p[end:]) != "\r\n" || string(p[end-2:end]) != "\r\n" {
 		return c.Conn.Write(p)
@@ -258,9 +267,18 @@ func (c *netConn) writeInjected(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// record notes the close frame that went out (the first one only).
+func (c *closeLedger) record(code StatusCode, reason string) {
+	c.mu.Lock()
+	if !c.sentClose {
+		c.sentClose, c.sentCode, c.sentReason = true, code, reason
+	}
+	c.mu.Unlock()
+}
+
 // closing notes the close frame the channel is about to ask the engine for,
 // so that it can be told from one the engine sends on its own.
-func (c *netConn) closing(code StatusCode, reason string) {
+func (c *closeLedger) closing(code StatusCode, reason string) {
 	c.mu.Lock()
 	if !c.ownSet {
 		c.ownSet, c.ownCode, c.ownReason = true, code, reason
@@ -268,28 +286,28 @@ func (c *netConn) closing(code StatusCode, reason string) {
 	c.mu.Unlock()
 }
 
-func (c *netConn) isOwn(code StatusCode, reason string) bool {
+func (c *closeLedger) isOwn(code StatusCode, reason string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ownSet && c.ownCode == code && c.ownReason == reason
 }
 
 // intended reports the close frame the channel asked for, if any.
-func (c *netConn) intended() (code StatusCode, reason string, ok bool) {
+func (c *closeLedger) intended() (code StatusCode, reason string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ownCode, c.ownReason, c.ownSet
 }
 
 // sent reports the close frame this side wrote, if any.
-func (c *netConn) sent() (code StatusCode, reason string, ok bool) {
+func (c *closeLedger) sent() (code StatusCode, reason string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sentCode, c.sentReason, c.sentClose
 }
 
 // Close is what the engine calls; it is ignored while hold is set.
-func (c *netConn) Close() error {
+func (c *gwsTransport) Close() error {
 	if c.hold.Load() {
 		return nil
 	}
@@ -297,7 +315,7 @@ func (c *netConn) Close() error {
 }
 
 // forceClose closes the socket, once.
-func (c *netConn) forceClose() error {
+func (c *gwsTransport) forceClose() error {
 	c.closeOnce.Do(func() { c.closeErr = c.Conn.Close() })
 	return c.closeErr
 }
