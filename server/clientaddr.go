@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pires/go-proxyproto"
 )
@@ -78,22 +79,17 @@ func newTrustedSet(ps []netip.Prefix) trustedSet {
 	t := trustedSet{}
 	lo4 := netip.MustParsePrefix(loopbackV4)
 	for _, p := range ps {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)).Masked()
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8: clients are unmapped too.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
 		t.prefixes = append(t.prefixes, p)
 		if p.Overlaps(lo4) || p.Contains(netip.IPv6Loopback()) {
 			t.loopback = true
 		}
 	}
 	return t
-}
-
-// unmapBits is how many bits of p's length the ::ffff:0:0/96 prefix of an
-// IPv4-mapped address takes.
-func unmapBits(p netip.Prefix) int {
-	if p.Addr().Is4In6() {
-		return min(96, p.Bits())
-	}
-	return 0
 }
 
 func (t trustedSet) contains(ip netip.Addr) bool {
@@ -377,13 +373,12 @@ func truncate(s string) string {
 type proxyConn struct {
 	*proxyproto.Conn
 	s      *Server
-	logged bool // only the connection's goroutine reads
+	logged atomic.Bool
 }
 
 func (c *proxyConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if err != nil && !c.logged && isProxyErr(err) {
-		c.logged = true
+	if err != nil && isProxyErr(err) && !c.logged.Swap(true) {
 		c.s.proxyRefused(c.Raw().RemoteAddr(), err)
 	}
 	return n, err
