@@ -169,6 +169,8 @@ func TestClientOf(t *testing.T) {
 			http.Header{"X-Real-Ip": {"203.0.113.6", "203.0.113.7"}}, proxy, "peer", false, "more than once"},
 		{"IPv4-mapped trusted range", trustMapped, "[::ffff:10.1.2.3]:50000",
 			http.Header{"X-Forwarded-For": {"203.0.113.5"}}, "203.0.113.5", "x-forwarded-for", false, ""},
+		{"a mapped range shorter than /96 trusts no IPv4 peer", server.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/90")}}, remote,
+			http.Header{"X-Forwarded-For": {"203.0.113.5"}}, remote, "peer", false, ""},
 		{"loopback is local", server.Config{}, local, nil, local, "peer", true, ""},
 		{"IPv6 loopback is local", server.Config{}, local6, nil, local6, "peer", true, ""},
 		{"loopback with LimitLoopback is not local", server.Config{LimitLoopback: true}, local, nil, local, "peer", false, ""},
