@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +91,7 @@ type runner struct {
 	errMu        sync.Mutex
 	firstErr     error
 	firstDialErr error
+	limited      string // the first refusal or close for a server limit
 
 	stop     chan struct{} // closed: stop sending, or holding
 	stopOnce sync.Once
@@ -121,6 +124,31 @@ func (r *runner) tick() <-chan struct{} { return *r.tickCh.Load() }
 
 func (r *runner) tickPeriod() time.Duration {
 	return min(max(r.cfg.ReplyTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
+}
+
+// limit keeps what the server said when it refused or closed a
+// connection for one of its limits, if it is the first such answer.
+func (r *runner) limit(what string) {
+	r.errMu.Lock()
+	if r.limited == "" {
+		r.limited = what
+	}
+	r.errMu.Unlock()
+}
+
+// limitOf says what err tells of a server limit: a handshake answered 429
+// or 503, a close from the server with 1008 or 1013; or "".
+func limitOf(err error) string {
+	if he, ok := errors.AsType[*wschan.HandshakeError](err); ok &&
+		(he.StatusCode == http.StatusTooManyRequests || he.StatusCode == http.StatusServiceUnavailable) {
+		body, _, _ := strings.Cut(strings.TrimSpace(string(he.Body)), "\n")
+		return fmt.Sprintf("answered %d %q", he.StatusCode, body)
+	}
+	if ce, ok := errors.AsType[*wschan.CloseError](err); ok && ce.Remote &&
+		(ce.Code == wschan.StatusPolicyViolation || ce.Code == wschan.StatusTryAgainLater) {
+		return fmt.Sprintf("closed with %d %q", int(ce.Code), ce.Reason)
+	}
+	return ""
 }
 
 // fail keeps err if it is the first error of the run.
@@ -315,6 +343,9 @@ func (r *runner) connect(ctx context.Context, id int, drained, dials *sync.WaitG
 			r.firstDialErr = err
 		}
 		r.errMu.Unlock()
+		if l := limitOf(err); l != "" {
+			r.limit(l)
+		}
 		r.fail(fmt.Errorf("dial: %w", err))
 		return
 	}
@@ -353,6 +384,9 @@ func (c *conn) checkEnded() bool {
 		c.early = true
 		c.r.closedEarly.Add(1)
 		c.r.fail(fmt.Errorf("connection %d closed early: %w", c.id, c.ch.Err()))
+		if l := limitOf(c.ch.Err()); l != "" {
+			c.r.limit(l)
+		}
 	}
 	return true
 }
@@ -755,6 +789,7 @@ func (r *runner) result(server *ServerStats, elapsed time.Duration) (*Result, er
 	}
 	r.errMu.Lock()
 	firstErr, firstDialErr := r.firstErr, r.firstDialErr
+	res.Limited = r.limited
 	r.errMu.Unlock()
 	if firstErr != nil {
 		res.FirstError = firstErr.Error()

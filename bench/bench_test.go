@@ -282,6 +282,61 @@ func TestRunHoldClosedEarly(t *testing.T) {
 	}
 }
 
+// TestRunLimited: a server that refuses or closes connections for its
+// limits is named in Result.Limited, with what it said; other closes are
+// not limits.
+func TestRunLimited(t *testing.T) {
+	t.Parallel()
+	closeWith := func(code wschan.StatusCode, reason string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if ch, err := wschan.Accept(w, r, nil); err == nil {
+				_ = ch.Close(code, reason)
+			}
+		}
+	}
+	var n atomic.Int64
+	perIP := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "too many connections from 127.0.0.1 (limit 1); try again later", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = wschan.Accept(w, r, nil)
+	})
+	tests := []struct {
+		name    string
+		handler http.Handler
+		want    string
+	}{
+		{"rate limit close", closeWith(wschan.StatusPolicyViolation, "message rate limit exceeded (5/s)"),
+			`closed with 1008 "message rate limit exceeded (5/s)"`},
+		{"try again later", closeWith(wschan.StatusTryAgainLater, "busy"), `closed with 1013 "busy"`},
+		{"per-IP limit", perIP, `answered 503 "too many connections from 127.0.0.1 (limit 1); try again later"`},
+		{"going away is no limit", closeWith(wschan.StatusGoingAway, "bye"), ""},
+		{"internal error is no limit", closeWith(wschan.StatusInternalError, "oops"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url, _ := wstest.Server(t, tt.handler)
+			res, err := runBench(t, t.Context(), url, bench.Config{Conns: 3, Ramp: 100, Hold: true, Duration: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Limited != tt.want {
+				t.Errorf("Limited = %q, want %q", res.Limited, tt.want)
+			}
+			var text strings.Builder
+			if err := res.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(text.String(), "Limited: the server "+tt.want); got != (tt.want != "") {
+				t.Errorf("text report has the limit: %v, want %v:\n%s", got, tt.want != "", text.String())
+			}
+		})
+	}
+}
+
 // TestJSONShape pins the JSON document's field names.
 func TestJSONShape(t *testing.T) {
 	t.Parallel()
@@ -298,7 +353,7 @@ func TestJSONShape(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
 	want := map[string][]string{
-		"": {"config", "conns", "connect_us", "elapsed_s", "errors", "first_error", "measured_s",
+		"": {"config", "conns", "connect_us", "elapsed_s", "errors", "first_error", "limited", "measured_s",
 			"messages", "mode", "rtt_us", "server", "throughput", "url", "version"},
 		"config":     {"compression", "conns", "duration_s", "messages", "pipeline", "ramp", "rate", "reply_timeout_s", "size", "type", "warmup_s"},
 		"conns":      {"attempted", "closed_early", "failed", "opened", "per_s"},

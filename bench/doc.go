@@ -95,6 +95,8 @@
 //	errors           {connect_failures, corrupted, lost, out_of_order,
 //	                 unexpected, closed_early}
 //	first_error      the first error seen, or ""
+//	limited          the first refusal or close for a server limit (429 or
+//	                 503 to a handshake, a close with 1008 or 1013), or ""
 //	server           null, or with Config.ServerPID: {pid, cpu_us,
 //	                 cpu_us_per_msg, rss_before_bytes, rss_after_bytes,
 //	                 rss_per_conn_bytes}

@@ -32,6 +32,13 @@ type Result struct {
 	Errors     Errors
 	FirstError string // the first error seen, or ""
 
+	// Limited is set when the server refused or closed a connection for
+	// one of its limits (a handshake answered 429 or 503, a close with 1008
+	// policy violation or 1013 try again later): the first such answer,
+	// such as `closed with 1008 "message rate limit exceeded (1000/s)"`.
+	// The measurement then shows the server's limits, not its speed.
+	Limited string
+
 	Server *ServerStats // with Config.ServerPID, else nil
 }
 
@@ -135,6 +142,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.FirstError != "" {
 		fmt.Fprintf(&b, "First error: %s\n", r.FirstError)
 	}
+	if r.Limited != "" {
+		fmt.Fprintf(&b, "Limited: the server %s\n", r.Limited)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -167,6 +177,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 			OutOfOrder: r.Errors.OutOfOrder, Unexpected: r.Errors.Unexpected, ClosedEarly: r.Errors.ClosedEarly,
 		},
 		FirstError: r.FirstError,
+		Limited:    r.Limited,
 	}
 	if s := r.Server; s != nil {
 		doc.Server = &jsonServer{
@@ -195,6 +206,7 @@ type (
 		RTT        jsonLatency    `json:"rtt_us"`
 		Errors     jsonErrors     `json:"errors"`
 		FirstError string         `json:"first_error"`
+		Limited    string         `json:"limited"`
 		Server     *jsonServer    `json:"server"`
 	}
 	jsonConfig struct {

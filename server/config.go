@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 	"unicode/utf8"
 )
@@ -26,6 +27,37 @@ type Config struct {
 
 	MessageRate  float64 // messages per second per connection, pings included (token bucket); default 1000; -1 no limit
 	MessageBurst int     // bucket size; default 2×MessageRate (at least 1)
+
+	// LimitLoopback applies MaxConnsPerIP and MessageRate to clients on
+	// this machine too. Default false: a client whose TCP connection comes
+	// from a loopback address (127.0.0.0/8, ::1) is exempt from those two
+	// limits, so that local tools such as `wschan bench` measure the
+	// server instead of its limits. The exemption is off, whatever this
+	// says, when any TrustedProxies range holds a loopback address (a proxy
+	// on this machine then speaks for remote clients), and for a loopback
+	// request that carries a Forwarded, X-Forwarded-For or X-Real-IP header
+	// (it comes through a proxy that is not trusted). MaxConns always
+	// applies.
+	LimitLoopback bool
+
+	// TrustedProxies are the addresses of proxies and load balancers in
+	// front of the server. Only from a TCP peer in one of them are the
+	// Forwarded, X-Forwarded-For and X-Real-IP headers believed (the first
+	// of them present, in that order), and the client is the rightmost
+	// address in that header that is not itself in TrustedProxies. Per-IP
+	// limits, connection logs and metrics use that address. A header that
+	// cannot be parsed is ignored (logged; the peer is the client). Default
+	// none: every header is ignored.
+	TrustedProxies []netip.Prefix
+
+	// ProxyProtocol reads a PROXY protocol header (v1 or v2, as sent by
+	// HAProxy's send-proxy and cloud TCP load balancers) at the start of
+	// every connection from a TrustedProxies address, which must send one
+	// within HandshakeTimeout, and takes the client address from it. A
+	// connection from any other address that starts with a PROXY header
+	// is closed. Needs TrustedProxies. Default off: a PROXY header is
+	// not HTTP and gets 400.
+	ProxyProtocol bool
 
 	HandshakeTimeout time.Duration // time to send the request headers (slowloris guard); default 10s
 	IdleTimeout      time.Duration // close a connection without messages for this long (1000 "idle timeout"); default 5m; -1 off
@@ -125,6 +157,14 @@ func (c Config) Validate() error {
 	}
 	if c.MessageBurst < 0 {
 		return bad("--message-burst must be positive")
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return bad("--trusted-proxies holds an invalid range")
+		}
+	}
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		return bad("--proxy-protocol needs --trusted-proxies: the addresses of the proxies that send PROXY headers")
 	}
 	for name, d := range map[string]time.Duration{"--handshake-timeout": c.HandshakeTimeout, "--write-timeout": c.WriteTimeout, "--drain-timeout": c.DrainTimeout} {
 		if d < 0 {

@@ -8,7 +8,15 @@
 // bounded: message size (1009), rate (1008), connections in all and per IP
 // (HTTP 503 with Retry-After before the upgrade), handshake, idle, ping and
 // write timeouts. Shutdown drains: not ready, 1001 to every client, a
-// bounded wait.
+// bounded wait. Clients on this machine (loopback) are exempt from the
+// per-IP and rate limits unless Config.LimitLoopback is set or a loopback
+// address is a trusted proxy, so local tools measure the server, not its
+// limits.
+//
+// Behind proxies, Config.TrustedProxies says whose Forwarded,
+// X-Forwarded-For and X-Real-IP headers to believe, and
+// Config.ProxyProtocol reads PROXY protocol v1/v2 headers from them; limits,
+// logs and metrics then use the real client's address.
 //
 // It accepts any Origin by default: it holds no credentials or per-user
 // state, so a page on another site gains nothing by using a visitor's
@@ -16,6 +24,8 @@
 //
 // Start with Config, New and Server.Run. Dependencies:
 // github.com/prometheus/client_golang for /metrics (the standard exporter,
-// with Go and process collectors) and golang.org/x/time/rate for the
-// per-connection token bucket.
+// with Go and process collectors), golang.org/x/time/rate for the
+// per-connection token bucket, and github.com/pires/go-proxyproto for the
+// PROXY protocol (v1 and v2, with per-peer policies, a header timeout and
+// bounded header sizes; the library Caddy and Traefik use).
 package server

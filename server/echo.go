@@ -17,8 +17,7 @@ import (
 type session struct {
 	s         *Server
 	ch        atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
-	ip        string
-	remote    string
+	client    client
 	mu        sync.Mutex
 	tracked   bool          // the handler has counted the connection
 	over      bool          // the channel has closed
@@ -63,24 +62,24 @@ func (s *Server) handleEcho(w http.ResponseWriter, r *http.Request) {
 // message is echoed from the channel's read loop (OnMessage): no hand-off,
 // no allocation, and a client that does not read blocks only itself.
 func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOptions) {
-	ip := clientIP(r)
+	c := s.client(r)
 	if s.draining.Load() {
 		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if ok, why := s.admit(ip); !ok {
+	if ok, why := s.admit(c); !ok {
 		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, why+"; try again later", http.StatusServiceUnavailable)
-		s.log.Info("connection refused", "remote", r.RemoteAddr, "reason", why)
+		s.log.Info("connection refused", c.logAttrs("reason", why)...)
 		return
 	}
 
-	se := &session{s: s, ip: ip, remote: r.RemoteAddr, start: time.Now(), delay: eo.delay,
+	se := &session{s: s, client: c, start: time.Now(), delay: eo.delay,
 		closeAfter: eo.closeAfter, closeCode: eo.closeCode, closeReason: eo.closeReason}
-	if s.cfg.MessageRate > 0 {
+	if s.cfg.MessageRate > 0 && !c.local {
 		se.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
 	}
 	opts := &wschan.AcceptOptions{
@@ -120,24 +119,24 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	ch, err := wschan.Accept(w, r, opts)
 	if err != nil {
 		se.stopTimers()
-		s.release(ip)
+		s.release(c)
 		outcome := outcomeBadRequest
 		if errors.Is(err, wschan.ErrOriginNotAllowed) {
 			outcome = outcomeOrigin
 		}
 		s.m.handshakes.WithLabelValues(outcome).Inc()
-		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+		s.log.Info("handshake refused", c.logAttrs("err", err)...)
 		return
 	}
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
 	se.ch.Store(ch)
 	if !s.track(ch) {
 		se.stopTimers()
-		s.release(ip)
+		s.release(c)
 		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
 		return
 	}
-	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path, "protocol", ch.Protocol())
+	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "protocol", ch.Protocol())...)
 	se.mu.Lock()
 	se.tracked = true
 	over := se.over
@@ -185,10 +184,10 @@ func (se *session) finish() {
 	se.stopTimers()
 	s, ch := se.s, se.ch.Load()
 	s.m.closed(ch)
-	s.log.Info("connection closed", "remote", se.remote, "duration", time.Since(se.start).Round(time.Millisecond),
-		"in", se.in.Load(), "out", se.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())
+	s.log.Info("connection closed", se.client.logAttrs("duration", time.Since(se.start).Round(time.Millisecond),
+		"in", se.in.Load(), "out", se.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())...)
 	s.untrack(ch)
-	s.release(se.ip)
+	s.release(se.client)
 }
 
 func (se *session) stopTimers() {
@@ -269,7 +268,7 @@ func (se *session) onSlow() {
 		return
 	}
 	se.s.m.slow.Inc()
-	se.s.log.Info("client is not reading: disconnecting", "remote", se.ip, "write_timeout", se.s.cfg.WriteTimeout)
+	se.s.log.Info("client is not reading: disconnecting", "remote", se.client.String(), "write_timeout", se.s.cfg.WriteTimeout)
 	se.closeAsync(wschan.StatusPolicyViolation, "client is not reading")
 }
 

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"testing"
 
@@ -60,6 +62,40 @@ func FuzzRoutes(f *testing.F) {
 		h.ServeHTTP(w, r)
 		if w.Code >= 500 {
 			t.Fatalf("GET %q ?%q upgrade=%v: %d %q", path, query, upgrade, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzForwardingHeaders feeds any value to the Forwarded and
+// X-Forwarded-For parsers: no panic; an error is ErrForwarded; a result is
+// at most 64 valid, unmapped addresses without a zone.
+func FuzzForwardingHeaders(f *testing.F) {
+	for _, seed := range []string{
+		"203.0.113.7", "203.0.113.7, 10.0.0.1", "[2001:db8::1]:4711", "::ffff:1.2.3.4", "fe80::1%eth0", "",
+		`for=192.0.2.60;proto=http;by=203.0.113.43, for="[2001:db8:cafe::17]:4711"`, `for="\"`, "for=unknown",
+		"for=_hidden;for=1.2.3.4", `For="1.2.3.4" ; x="a\"b", for=5.6.7.8`, ",,,", "for=1.2.3.4,",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for name, parse := range map[string]func(string) ([]netip.AddrPort, error){
+			"X-Forwarded-For": server.ParseXFF, "Forwarded": server.ParseForwarded,
+		} {
+			hops, err := parse(v)
+			if err != nil {
+				if !errors.Is(err, server.ErrForwarded) {
+					t.Fatalf("%s %q: error %v is not ErrForwarded", name, v, err)
+				}
+				continue
+			}
+			if len(hops) == 0 || len(hops) > 64 {
+				t.Fatalf("%s %q: %d hops", name, v, len(hops))
+			}
+			for _, h := range hops {
+				if !h.Addr().IsValid() || h.Addr().Is4In6() || h.Addr().Zone() != "" {
+					t.Fatalf("%s %q: hop %v", name, v, h)
+				}
+			}
 		}
 	})
 }

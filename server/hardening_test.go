@@ -93,7 +93,7 @@ func TestFrameAbuse(t *testing.T) {
 	}
 	t.Run("ping flood is rate limited like messages", func(t *testing.T) {
 		t.Parallel()
-		srv := start(t, server.Config{MessageRate: 1, MessageBurst: 20})
+		srv := start(t, server.Config{MessageRate: 1, MessageBurst: 20, LimitLoopback: true})
 		raw := wstest.DialRaw(t, srv.WS+"/ws", nil)
 		if err := raw.Write(bytes.Repeat(ping("flood"), 200)); err != nil {
 			t.Fatal(err)

@@ -15,15 +15,17 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	open       prometheus.Gauge
-	handshakes *prometheus.CounterVec
-	msgIn      prometheus.Counter
-	msgOut     prometheus.Counter
-	bytesIn    prometheus.Counter
-	bytesOut   prometheus.Counter
-	closes     *prometheus.CounterVec
-	size       prometheus.Observer
-	slow       prometheus.Counter
+	open        prometheus.Gauge
+	handshakes  *prometheus.CounterVec
+	msgIn       prometheus.Counter
+	msgOut      prometheus.Counter
+	bytesIn     prometheus.Counter
+	bytesOut    prometheus.Counter
+	closes      *prometheus.CounterVec
+	size        prometheus.Observer
+	slow        prometheus.Counter
+	addrs       prometheus.Gauge
+	forwardErrs *prometheus.CounterVec
 
 	mu        sync.Mutex
 	closeKids map[closeKey]prometheus.Counter
@@ -61,13 +63,22 @@ func newMetrics() *metrics {
 	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wschan_slow_reader_disconnects_total", Help: "Connections dropped because the client did not read its echoes within the write timeout.",
 	})
+	m.addrs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wschan_client_addresses", Help: "Distinct client IP addresses with a connection open or opening (behind trusted proxies, the real clients').",
+	})
+	m.forwardErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wschan_forwarding_errors_total", Help: "Client addresses a proxy failed to pass on: forwarding headers from trusted proxies that could not be parsed (header), connections closed for their PROXY header (proxy_protocol).",
+	}, []string{"source"})
+	for _, src := range []string{forwardErrHeader, forwardErrProxy} {
+		m.forwardErrs.WithLabelValues(src)
+	}
 	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
 	m.size = size
 	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
 		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
 	}
-	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow,
+	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow, m.addrs, m.forwardErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,6 +90,12 @@ const (
 	outcomeOrigin     = "origin_refused"
 	outcomeLimit      = "over_limit"
 	outcomeDraining   = "draining"
+)
+
+// Sources of wschan_forwarding_errors_total.
+const (
+	forwardErrHeader = "header"
+	forwardErrProxy  = "proxy_protocol"
 )
 
 func (m *metrics) in(n int) {

@@ -161,7 +161,7 @@ func metricsHandshakeError(ctx context.Context, t testing.TB, url string, opts *
 func TestMetricsWorkload(t *testing.T) {
 	t.Parallel()
 	ctx := wstest.Context(t, metricsTimeout)
-	srv := start(t, server.Config{AllowedOrigins: []string{"allowed.example"}, MaxConnsPerIP: 2})
+	srv := start(t, server.Config{AllowedOrigins: []string{"allowed.example"}, MaxConnsPerIP: 2, LimitLoopback: true})
 
 	// Refused handshakes first, while the per-IP limit has room: a plain
 	// GET on /ws, then a browser from an origin not allowed.
@@ -320,7 +320,7 @@ func TestMetricsWorkload(t *testing.T) {
 func TestMetricsRateLimit(t *testing.T) {
 	t.Parallel()
 	ctx := wstest.Context(t, metricsTimeout)
-	srv := start(t, server.Config{MessageRate: 5, MessageBurst: 5})
+	srv := start(t, server.Config{MessageRate: 5, MessageBurst: 5, LimitLoopback: true})
 	ch := wstest.Dial(t, srv.WS+"/ws", nil)
 
 	const sent = 20

@@ -102,23 +102,23 @@ func (s *Server) rawScenario(w http.ResponseWriter, r *http.Request, serve func(
 		http.Error(w, "this is a WebSocket endpoint: connect with a WebSocket client", http.StatusUpgradeRequired)
 		return
 	}
-	ip := clientIP(r)
-	if ok, why := s.admit(ip); !ok || s.draining.Load() {
+	c := s.client(r)
+	if ok, why := s.admit(c); !ok || s.draining.Load() {
 		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, why, http.StatusServiceUnavailable)
 		if ok {
-			s.release(ip)
+			s.release(c)
 		}
 		return
 	}
-	defer s.release(ip)
-	c, brw, err := http.NewResponseController(w).Hijack()
+	defer s.release(c)
+	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Time{})
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Time{})
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
 	b.WriteString("Sec-WebSocket-Accept: " + acceptKey(key) + "\r\n")
@@ -126,16 +126,16 @@ func (s *Server) rawScenario(w http.ResponseWriter, r *http.Request, serve func(
 		b.WriteString("Sec-WebSocket-Protocol: " + strings.TrimSpace(strings.Split(p, ",")[0]) + "\r\n")
 	}
 	b.WriteString("\r\n")
-	if _, err := c.Write([]byte(b.String())); err != nil {
+	if _, err := conn.Write([]byte(b.String())); err != nil {
 		return
 	}
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
-	if !s.trackRaw(c) {
+	if !s.trackRaw(conn) {
 		return
 	}
-	defer s.untrackRaw(c)
-	s.log.Info("scenario connection open", "remote", r.RemoteAddr, "path", r.URL.Path)
-	serve(c, brw.Reader)
+	defer s.untrackRaw(conn)
+	s.log.Info("scenario connection open", c.logAttrs("path", r.URL.Path)...)
+	serve(conn, brw.Reader)
 }
 
 func acceptKey(key string) string {

@@ -26,7 +26,9 @@ type Server struct {
 	m   *metrics
 	mux *http.ServeMux
 
+	trusted  trustedSet
 	draining atomic.Bool
+	warnedLo atomic.Bool // the untrusted loopback proxy warning is out
 
 	mu       sync.Mutex
 	conns    map[*wschan.Channel]struct{}
@@ -56,6 +58,7 @@ func New(cfg Config) (*Server, error) {
 		raw:   map[net.Conn]struct{}{},
 		perIP: map[string]int{},
 	}
+	s.trusted = newTrustedSet(cfg.TrustedProxies)
 	s.routes()
 	return s, nil
 }
@@ -121,6 +124,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	tlsCfg := s.tls
 	scheme := "http"
+	if s.cfg.ProxyProtocol {
+		ln = s.proxyListener(ln) // under TLS: the PROXY header comes first
+	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 		scheme = "https"
@@ -133,6 +139,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		TLSConfig:         tlsCfg,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       withConn,
 	}
 	s.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "websocket", wsScheme(scheme)+"://"+ln.Addr().String()+"/ws")
 	errc := make(chan error, 1)
@@ -193,28 +200,58 @@ func (s *Server) openConns() int {
 	return len(s.conns)
 }
 
-// admit reserves a connection slot for ip, or says why not.
-func (s *Server) admit(ip string) (ok bool, why string) {
+// admit reserves a connection slot for c, or says why not. A local
+// client is exempt from the per-IP limit (see Config.LimitLoopback).
+func (s *Server) admit(c client) (ok bool, why string) {
+	ip := c.key()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.MaxConns > 0 && s.admitted >= s.cfg.MaxConns {
 		return false, "server is at its connection limit (" + strconv.Itoa(s.cfg.MaxConns) + ")"
 	}
-	if s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+	if s.cfg.MaxConnsPerIP > 0 && !c.local && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
 		return false, "too many connections from " + ip + " (limit " + strconv.Itoa(s.cfg.MaxConnsPerIP) + ")"
 	}
 	s.perIP[ip]++
 	s.admitted++
+	s.m.addrs.Set(float64(len(s.perIP)))
 	return true, ""
 }
 
-func (s *Server) release(ip string) {
+func (s *Server) release(c client) {
+	ip := c.key()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.admitted--
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
+	s.m.addrs.Set(float64(len(s.perIP)))
+}
+
+// client works out who r comes from (see clientOf), and logs and counts
+// what a proxy got wrong.
+func (s *Server) client(r *http.Request) client {
+	c := s.clientOf(r)
+	if c.errMsg != "" {
+		s.m.forwardErrs.WithLabelValues(forwardErrHeader).Inc()
+		s.log.Warn("ignoring a forwarding header from a trusted proxy", "proxy", r.RemoteAddr, "err", c.errMsg)
+	}
+	if !s.cfg.LimitLoopback && !s.trusted.loopback && c.via == viaPeer && c.ip.IsLoopback() &&
+		hasForwardingHeader(r.Header) && !s.warnedLo.Swap(true) {
+		s.log.Warn("a proxy on this machine forwards clients, but loopback is not in --trusted-proxies: "+
+			"its forwarding headers are ignored and every client it forwards shares its address and limits; "+
+			"add its address to --trusted-proxies", "proxy", r.RemoteAddr)
+	}
+	return c
+}
+
+// proxyRefused logs and counts a connection closed for its PROXY header:
+// one from a peer that is not trusted, a trusted peer's missing or
+// malformed header.
+func (s *Server) proxyRefused(peer net.Addr, err error) {
+	s.m.forwardErrs.WithLabelValues(forwardErrProxy).Inc()
+	s.log.Info("connection refused: PROXY protocol", "remote", peer.String(), "err", err)
 }
 
 // track adds an open connection, unless the server is draining.
@@ -255,12 +292,4 @@ func (s *Server) untrackRaw(c net.Conn) {
 	delete(s.raw, c)
 	s.mu.Unlock()
 	s.wg.Done()
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

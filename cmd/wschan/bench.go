@@ -43,7 +43,7 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 		Use:   "bench URL",
 		Short: "Measure a WebSocket echo server: throughput, round-trip times, connections, errors",
 		Long:  benchLong,
-		Example: `  wschan serve --message-rate -1 --max-conns-per-ip -1 &
+		Example: `  wschan serve &
   wschan bench ws://localhost:8080/ws --conns 100 --duration 30s --warmup 5s
   wschan bench ws://localhost:8080/ws --conns 10 --pipeline 16 --size 16KiB --json
   wschan bench ws://localhost:8080/ws --conns 50 --rate 20000 --pipeline 64    # open loop
@@ -107,9 +107,13 @@ Output: the table on stdout, or with --json one JSON document; on a
 terminal, a progress line on stderr every second. --server-pid adds the
 server's CPU time per message and memory, from /proc (Linux).
 
-Benchmarking wschan serve: its per-client limits would stop a benchmark;
-run it with --message-rate -1 --max-conns-per-ip -1 (and --max-conns -1
-for more than 10000 connections).
+Benchmarking wschan serve: on the same machine, its per-IP connection
+and message-rate limits do not apply to bench (loopback clients are
+exempt); from another machine they do, so start it there with
+--message-rate -1 --max-conns-per-ip -1. More than 10000 connections need
+--max-conns -1 either way. When a server refuses or closes connections
+for a limit (HTTP 429 or 503, close 1008 or 1013), bench says so in one
+line on stderr, naming the wschan serve flag to change.
 
 Environment: every flag can also be set with a WSCHAN_BENCH_ variable named
 after it (--conns is WSCHAN_BENCH_CONNS). A flag wins over the environment.
@@ -135,6 +139,21 @@ func (o *benchOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) err
 		}
 	}
 	return nil
+}
+
+// limitedLine says, in one line, that the server's limits cut the run
+// short, what it said, and which `wschan serve` flag to change.
+func limitedLine(limited string) string {
+	hint := "raise its limits, or send less: fewer --conns, a lower --rate"
+	switch {
+	case strings.Contains(limited, "message rate"):
+		hint = "if it is wschan serve, raise its --message-rate (-1 for no limit)"
+	case strings.Contains(limited, "too many connections from"):
+		hint = "if it is wschan serve, raise its --max-conns-per-ip (-1 for no limit)"
+	case strings.Contains(limited, "connection limit"):
+		hint = "if it is wschan serve, raise its --max-conns (-1 for no limit)"
+	}
+	return "the server limited the benchmark: it " + limited + "; " + hint
 }
 
 // run benchmarks rawURL and reports; the exit code says how it went.
@@ -182,6 +201,14 @@ func (o *benchOptions) run(cmd *cobra.Command, rawURL string) error {
 	}
 	if err != nil {
 		return runtimeError{fmt.Errorf("cannot write stdout: %w", err)}
+	}
+	if res.Limited != "" {
+		line := limitedLine(res.Limited)
+		if res.Failed() {
+			return exitCodeError{exitAbnormal, errors.New(line)}
+		}
+		fmt.Fprintln(stderr, "wschan bench: "+line)
+		return nil
 	}
 	if res.Failed() {
 		e := res.Errors

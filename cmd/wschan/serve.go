@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,12 @@ func (o *serveOptions) command() *cobra.Command {
 		"messages per second per connection, pings included (token bucket); faster clients are closed with 1008; -1 for no limit")
 	fs.Var(intValue(&c.MessageBurst), name("message-burst"),
 		"messages a connection may send at once before the rate applies (default 2 × --message-rate)")
+	boolVar(&c.LimitLoopback, "limit-loopback",
+		"apply --max-conns-per-ip and --message-rate to clients on this machine too (default off: see \"Clients on this machine\" above)")
+	fs.Var(prefixesValue(&c.TrustedProxies), name("trusted-proxies"),
+		"comma-separated `addresses` or CIDR ranges of proxies in front of the server, e.g. 10.0.0.0/8,192.168.1.5: only their Forwarded, X-Forwarded-For and X-Real-IP headers are believed (default none)")
+	boolVar(&c.ProxyProtocol, "proxy-protocol",
+		"read a PROXY protocol v1 or v2 header (HAProxy send-proxy, cloud TCP load balancers) on every connection from --trusted-proxies, which must send one; close any other connection that sends one (default off)")
 
 	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
 		"time a client has to send its request headers (slowloris guard)")
@@ -156,6 +163,24 @@ Test scenarios for client developers (--no-scenarios turns them off):
 Stopping: Ctrl+C (SIGINT) or SIGTERM stops accepting, reports not ready,
 closes every connection with 1001 "going away", waits up to --drain-timeout
 for clients to close, then exits 0. Press Ctrl+C again to quit at once.
+
+Clients on this machine: a client whose connection comes from a loopback
+address (127.0.0.0/8, ::1) is exempt from --max-conns-per-ip and
+--message-rate, so that tools such as wschan bench measure the server
+instead of its limits; --max-conns still applies. Remote clients are
+limited as always. The exemption is off with --limit-loopback, when
+--trusted-proxies holds a loopback address (a proxy on this machine then
+speaks for remote clients), and for a request that carries a Forwarded,
+X-Forwarded-For or X-Real-IP header (it comes through a proxy).
+
+Behind a proxy: --trusted-proxies lists the proxies' addresses. From them
+alone the Forwarded, X-Forwarded-For or X-Real-IP header (the first
+present) is believed, and the client is the rightmost address in it that
+is not a trusted proxy; per-IP limits, logs and metrics use it. A header
+that cannot be parsed is logged and ignored. With --proxy-protocol the
+client's address comes from the PROXY header that a trusted proxy must
+send first (health checks from a trusted address too); a PROXY header from
+anyone else closes the connection.
 
 Origins: any origin is allowed by default, because the server holds no
 credentials or per-user state: a page on another site gains nothing by
@@ -328,6 +353,38 @@ func floatValue(p *float64) value[float64] {
 		}
 		return f, nil
 	}, func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }, "float"}
+}
+
+// prefixesValue reads comma-separated IP addresses (one address each) and
+// CIDR ranges.
+func prefixesValue(p *[]netip.Prefix) value[[]netip.Prefix] {
+	return value[[]netip.Prefix]{p, func(s string) ([]netip.Prefix, error) {
+		var ps []netip.Prefix
+		for _, f := range strings.Split(s, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			if pr, err := netip.ParsePrefix(f); err == nil {
+				ps = append(ps, pr)
+			} else if ip, err := netip.ParseAddr(f); err == nil && ip.Zone() == "" {
+				ps = append(ps, netip.PrefixFrom(ip, ip.BitLen()))
+			} else {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR range: want addresses and ranges such as 10.0.0.0/8,192.168.1.5,::1", f)
+			}
+		}
+		return ps, nil
+	}, func(ps []netip.Prefix) string {
+		var ss []string
+		for _, p := range ps {
+			if p.IsSingleIP() {
+				ss = append(ss, p.Addr().String())
+			} else {
+				ss = append(ss, p.String())
+			}
+		}
+		return strings.Join(ss, ",")
+	}, "cidrs"}
 }
 
 func sizeValue(p *int64) value[int64] { return value[int64]{p, parseSize, formatSize, "size"} }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -124,6 +125,9 @@ func TestServeConfig(t *testing.T) {
 		MaxConnsPerIP:    7,
 		MessageRate:      2.5,
 		MessageBurst:     9,
+		LimitLoopback:    true,
+		TrustedProxies:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.5/32"), netip.MustParsePrefix("::1/128")},
+		ProxyProtocol:    true,
 		HandshakeTimeout: 3 * time.Second,
 		IdleTimeout:      -1,
 		PingInterval:     -1,
@@ -138,7 +142,8 @@ func TestServeConfig(t *testing.T) {
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
 		"--max-message-size", "64KiB", "--max-conns", "-1", "--max-conns-per-ip", "7",
-		"--message-rate", "2.5", "--message-burst", "9", "--handshake-timeout", "3s",
+		"--message-rate", "2.5", "--message-burst", "9", "--limit-loopback",
+		"--trusted-proxies", "10.0.0.0/8, 192.168.1.5,::1", "--proxy-protocol", "--handshake-timeout", "3s",
 		"--idle-timeout", "off", "--ping-interval=-1", "--ping-timeout", "2s", "--write-timeout", "4s",
 		"--allowed-origins", "example.com,*.example.org", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
 		"--tls-self-signed", "--drain-timeout", "1m", "--log-format", "json", "--log-level", "debug",
@@ -147,6 +152,7 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
 		"WSCHAN_NO_SCENARIOS": "1", "WSCHAN_MAX_MESSAGE_SIZE": "64KiB", "WSCHAN_MAX_CONNS": "-1",
 		"WSCHAN_MAX_CONNS_PER_IP": "7", "WSCHAN_MESSAGE_RATE": "2.5", "WSCHAN_MESSAGE_BURST": "9",
+		"WSCHAN_LIMIT_LOOPBACK": "true", "WSCHAN_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.5,::1", "WSCHAN_PROXY_PROTOCOL": "1",
 		"WSCHAN_HANDSHAKE_TIMEOUT": "3s", "WSCHAN_IDLE_TIMEOUT": "OFF", "WSCHAN_PING_INTERVAL": "-1",
 		"WSCHAN_PING_TIMEOUT": "2s", "WSCHAN_WRITE_TIMEOUT": "4s",
 		"WSCHAN_ALLOWED_ORIGINS": "example.com,*.example.org", "WSCHAN_TLS_CERT": "cert.pem",
@@ -184,6 +190,11 @@ func TestServeConfig(t *testing.T) {
 		{name: "bad level variable", env: map[string]string{"WSCHAN_LOG_LEVEL": "loud"},
 			wantErrIn: "WSCHAN_LOG_LEVEL"},
 		{name: "bad flag value", args: []string{"--message-rate=fast"}, wantErrIn: `invalid argument "fast" for "--message-rate"`},
+		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.0/8,proxy.example"},
+			wantErrIn: `"proxy.example" is not an IP address or CIDR range`},
+		{name: "bad trusted proxy range", args: []string{"--trusted-proxies", "10.0.0.0/33"}, wantErrIn: `"10.0.0.0/33" is not an IP address or CIDR range`},
+		{name: "bad trusted proxies variable", env: map[string]string{"WSCHAN_TRUSTED_PROXIES": "fe80::1%eth0"},
+			wantErrIn: `WSCHAN_TRUSTED_PROXIES="fe80::1%eth0" (for --trusted-proxies): "fe80::1%eth0" is not an IP address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
