@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/rooms"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own
@@ -24,6 +25,8 @@ type metrics struct {
 	closes     *prometheus.CounterVec
 	size       prometheus.Observer
 	slow       prometheus.Counter
+	roomIn     prometheus.Counter // messages members sent to their rooms
+	roomOut    prometheus.Counter // messages written to members
 
 	mu        sync.Mutex
 	closeKids map[closeKey]prometheus.Counter
@@ -34,7 +37,7 @@ type closeKey struct {
 	dir  string
 }
 
-func newMetrics() *metrics {
+func newMetrics(hub *rooms.Hub) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -61,13 +64,29 @@ func newMetrics() *metrics {
 	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wschan_slow_reader_disconnects_total", Help: "Connections dropped because the client did not read its echoes within the write timeout.",
 	})
+	roomMsgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wschan_room_messages_total", Help: "Room messages: in, sent by members of this server's rooms; out, written to members (each message once per member it reached). Also counted in wschan_messages_total.",
+	}, []string{"direction"})
+	m.roomIn, m.roomOut = roomMsgs.WithLabelValues("in"), roomMsgs.WithLabelValues("out")
+	roomGauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wschan_rooms", Help: "Rooms with at least one member on this server.",
+		}, func() float64 { return float64(hub.Stats().Rooms) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wschan_room_members", Help: "Members of rooms on this server.",
+		}, func() float64 { return float64(hub.Stats().Members) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wschan_room_slow_member_disconnects_total", Help: "Room members closed (1008) because their queue was full or a message waited the whole write timeout.",
+		}, func() float64 { return float64(hub.Stats().SlowClosed) }),
+	}
 	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
 	m.size = size
 	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
 		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
 	}
-	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow,
+	m.reg.MustRegister(roomGauges...)
+	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow, roomMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -53,6 +53,7 @@ func (o *serveOptions) command() *cobra.Command {
 		Short: "Run the WebSocket echo server (with test scenarios, health checks and metrics)",
 		Long:  serveLong(),
 		Example: `  wschan serve
+  wschan serve --max-room-members 50      # then connect to ws://127.0.0.1:8080/ws/room/lobby
   wschan serve --addr :8080 --greeting 'hello from wschan'
   WSCHAN_ADDR=0.0.0.0:9000 wschan serve --log-format json
   wschan serve --tls-self-signed          # wss://localhost:8080/ws`,
@@ -71,6 +72,9 @@ func (o *serveOptions) command() *cobra.Command {
 		PingTimeout:      server.DefaultPingTimeout,
 		WriteTimeout:     server.DefaultWriteTimeout,
 		DrainTimeout:     server.DefaultDrainTimeout,
+		MaxRoomMembers:   server.DefaultMaxRoomMembers,
+		MaxRooms:         server.DefaultMaxRooms,
+		RoomQueue:        server.DefaultRoomQueue,
 	}
 	o.logFormat, o.logLevel = "text", slog.LevelInfo
 
@@ -102,6 +106,13 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.Var(intValue(&c.MessageBurst), name("message-burst"),
 		"messages a connection may send at once before the rate applies (default 2 × --message-rate)")
 
+	fs.Var(intValue(&c.MaxRoomMembers), name("max-room-members"),
+		"members per room on /ws/room/{name}; more get HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(intValue(&c.MaxRooms), name("max-rooms"),
+		"rooms with members at once; a client opening one more gets HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(intValue(&c.RoomQueue), name("room-queue"),
+		"room messages waiting per member; a member whose queue is full is closed with 1008 \"too slow\"")
+
 	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
 		"time a client has to send its request headers (slowloris guard)")
 	fs.Var(durationValue(&c.IdleTimeout, true), name("idle-timeout"),
@@ -111,7 +122,7 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.Var(durationValue(&c.PingTimeout, true), name("ping-timeout"),
 		"drop a client that does not answer a ping within this; off to disable")
 	fs.Var(durationValue(&c.WriteTimeout, false), name("write-timeout"),
-		"drop a client that does not read an echo for this long (1008)")
+		"drop a client that does not read an echo (or a room message) for this long (1008)")
 
 	fs.StringSliceVar(&c.AllowedOrigins, name("allowed-origins"), nil,
 		"comma-separated browser Origin `hosts` allowed, as path.Match patterns like *.example.com (default: any origin)")
@@ -137,10 +148,15 @@ that tutorials point to (ws://echo.websocket.org is gone).
 
 Endpoints, on one listener (--addr, default ` + server.DefaultAddr + `):
   /ws        echo every message back unchanged: same type, same bytes, in order
+  /ws/room/{name}
+             a room: every message a member sends goes to every member of
+             the room, itself included, unchanged and in the order sent;
+             names are 1-64 letters, digits, '-' or '_'
   /          the demo page; a WebSocket upgrade here echoes as /ws does
   /healthz   liveness: 200 "ok" while the process runs
   /readyz    readiness: 200 "ready", 503 while draining
-  /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close codes
+  /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close
+             codes, rooms, room members and messages, slow-member disconnects
 
 Test scenarios for client developers (--no-scenarios turns them off):
 `)
@@ -156,6 +172,10 @@ Test scenarios for client developers (--no-scenarios turns them off):
 Stopping: Ctrl+C (SIGINT) or SIGTERM stops accepting, reports not ready,
 closes every connection with 1001 "going away", waits up to --drain-timeout
 for clients to close, then exits 0. Press Ctrl+C again to quit at once.
+
+Rooms: a member that does not keep up is closed with 1008 "too slow" once
+--room-queue messages wait for it, so it never slows the room; the message
+size, rate and connection limits apply to members as to echo clients.
 
 Origins: any origin is allowed by default, because the server holds no
 credentials or per-user state: a page on another site gains nothing by
