@@ -66,3 +66,15 @@ type StreamPosition struct {
 	Epoch  string
 	Offset uint64
 }
+
+// Health is implemented by brokers that can fail while the process runs,
+// such as one on a network (natsbroker). A server reports it in its
+// readiness check and metrics.
+type Health interface {
+	// Check returns nil while the broker carries publications, or why it
+	// cannot now.
+	Check() error
+	// Lost counts publications the broker knows it failed to deliver to
+	// this process (for example, published elsewhere during an outage).
+	Lost() uint64
+}

@@ -37,7 +37,7 @@ type closeKey struct {
 	dir  string
 }
 
-func newMetrics(hub *rooms.Hub) *metrics {
+func newMetrics(hub *rooms.Hub, broker rooms.Broker) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -78,6 +78,21 @@ func newMetrics(hub *rooms.Hub) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "wschan_room_slow_member_disconnects_total", Help: "Room members closed (1008) because their queue was full or a message waited the whole write timeout.",
 		}, func() float64 { return float64(hub.Stats().SlowClosed) }),
+	}
+	if h, ok := broker.(rooms.Health); ok {
+		roomGauges = append(roomGauges,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wschan_room_broker_up", Help: "1 while the room broker (NATS) carries messages between instances, 0 while it cannot.",
+			}, func() float64 {
+				if h.Check() != nil {
+					return 0
+				}
+				return 1
+			}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wschan_room_messages_lost_total", Help: "Room messages other instances published that this one is known to have missed (broker outages, dropped by the broker).",
+			}, func() float64 { return float64(h.Lost()) }),
+		)
 	}
 	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")

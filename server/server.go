@@ -64,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 		QueueSize:    cfg.RoomQueue,
 		WriteTimeout: cfg.WriteTimeout,
 	})
-	s.m = newMetrics(s.hub)
+	s.m = newMetrics(s.hub, cfg.RoomBroker)
 	s.routes()
 	return s, nil
 }
@@ -89,6 +89,14 @@ func (s *Server) routes() {
 		if s.draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
+		}
+		if h, ok := s.cfg.RoomBroker.(rooms.Health); ok {
+			if err := h.Check(); err != nil {
+				// Echo still works; rooms would be cut off from the other
+				// instances, so send new clients elsewhere.
+				http.Error(w, "not ready: rooms: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})

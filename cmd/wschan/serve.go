@@ -9,9 +9,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/wschan/wschan/rooms/natsbroker"
 	"github.com/wschan/wschan/server"
 )
 
@@ -27,7 +29,8 @@ type lookupEnvFunc func(key string) (string, bool)
 // settings.
 type serveOptions struct {
 	cfg       server.Config
-	logFormat string // text or json
+	nats      natsbroker.Options // rooms across instances when URLs is set
+	logFormat string             // text or json
 	logLevel  slog.Level
 	flagNames []string // every flag, in definition order: each has a WSCHAN_* variable
 	fromEnv   []string // flags set from the environment
@@ -113,6 +116,20 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.Var(intValue(&c.RoomQueue), name("room-queue"),
 		"room messages waiting per member; a member whose queue is full is closed with 1008 \"too slow\"")
 
+	n := &o.nats
+	fs.StringVar(&n.URLs, name("nats"), "",
+		"share rooms with every wschan serve on this NATS cluster: comma-separated `URLs` such as nats://a:4222,nats://b:4222 (default: rooms live in this process)")
+	fs.StringVar(&n.CredsFile, name("nats-creds"), "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.StringVar(&n.NKeyFile, name("nats-nkey"), "", "NATS NKey seed `file`")
+	fs.StringVar(&n.User, name("nats-user"), "", "NATS user name (or put user:password in the URL)")
+	fs.StringVar(&n.Password, name("nats-password"), "", "NATS password (prefer WSCHAN_NATS_PASSWORD: flags show in ps)")
+	fs.StringVar(&n.Token, name("nats-token"), "", "NATS authentication token (prefer WSCHAN_NATS_TOKEN)")
+	fs.StringVar(&n.TLSCAFile, name("nats-tls-ca"), "", "CA certificate `file` to verify the NATS servers")
+	fs.StringVar(&n.TLSCertFile, name("nats-tls-cert"), "", "client certificate `file` for NATS mutual TLS (needs --nats-tls-key)")
+	fs.StringVar(&n.TLSKeyFile, name("nats-tls-key"), "", "client key `file` for --nats-tls-cert")
+	fs.StringVar(&n.Prefix, name("nats-subject-prefix"), natsbroker.DefaultPrefix,
+		"NATS subjects for rooms are `prefix`.<room>; instances that share rooms use the same prefix")
+
 	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
 		"time a client has to send its request headers (slowloris guard)")
 	fs.Var(durationValue(&c.IdleTimeout, true), name("idle-timeout"),
@@ -154,7 +171,8 @@ Endpoints, on one listener (--addr, default ` + server.DefaultAddr + `):
              names are 1-64 letters, digits, '-' or '_'
   /          the demo page; a WebSocket upgrade here echoes as /ws does
   /healthz   liveness: 200 "ok" while the process runs
-  /readyz    readiness: 200 "ready", 503 while draining
+  /readyz    readiness: 200 "ready", 503 while draining or while --nats is set
+             and NATS is unreachable (echo keeps working)
   /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close
              codes, rooms, room members and messages, slow-member disconnects
 
@@ -213,6 +231,38 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 	stderr := cmd.ErrOrStderr()
 	cfg := o.cfg
 	cfg.Logger = o.logger(stderr)
+	if o.nats.URLs == "" && o.natsFlagSet(cmd) {
+		return o.blameEnv(errors.New("the --nats-* options need --nats URL"))
+	}
+	if o.nats.URLs != "" {
+		log := cfg.Logger
+		n := o.nats
+		var nb atomic.Pointer[natsbroker.Broker] // set once Connect returns; callbacks may come first
+		n.OnStatus = func(err error) {
+			if err != nil {
+				log.Warn("rooms: NATS unavailable: rooms are not shared with other instances and /readyz answers 503; echo keeps working", "err", err)
+				return
+			}
+			url := ""
+			if b := nb.Load(); b != nil {
+				url = b.ConnectedURL()
+			}
+			log.Info("rooms: connected to NATS", "url", url)
+		}
+		n.OnLost = func(room string, count uint64) {
+			log.Warn("rooms: messages from other instances lost", "room", room, "lost", count)
+		}
+		b, err := natsbroker.Connect(n)
+		if err != nil {
+			return o.blameEnv(fmt.Errorf("--nats: %w", err))
+		}
+		defer b.Close()
+		nb.Store(b)
+		cfg.RoomBroker = b
+		if err := b.Check(); err != nil {
+			log.Warn("rooms: not connected to NATS yet; retrying in the background", "err", err)
+		}
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		if errors.Is(err, server.ErrConfig) {
@@ -232,6 +282,16 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 		return runtimeError{err}
 	}
 	return nil
+}
+
+// natsFlagSet reports whether any --nats-* option was given.
+func (o *serveOptions) natsFlagSet(cmd *cobra.Command) bool {
+	for _, name := range o.flagNames {
+		if strings.HasPrefix(name, "nats-") && name != "nats-subject-prefix" && cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // blameEnv adds to a configuration error the variables that set the flags
