@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wschan/wschan/rooms"
 )
 
 // Config is everything `wschan serve` can be told. The zero value of a
@@ -67,6 +69,11 @@ type Config struct {
 
 	AllowedOrigins []string // browser Origin hosts allowed (path.Match patterns); default: any origin
 
+	MaxRoomMembers int          // members per room on /ws/room/{name}; more get HTTP 503; default 1000; -1 no limit
+	MaxRooms       int          // rooms with members on this server; a new room beyond gets HTTP 503; default 1000; -1 no limit
+	RoomQueue      int          // messages waiting per room member; a member whose queue is full is closed with 1008; default 256
+	RoomBroker     rooms.Broker // carries room messages between servers (e.g. natsbroker); default: rooms live in this process
+
 	TLSCert, TLSKey string // serve https/wss with this certificate and key (PEM files)
 	TLSSelfSigned   bool   // serve https/wss with a certificate generated in memory for localhost
 
@@ -88,6 +95,9 @@ const (
 	DefaultPingTimeout      = 15 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultDrainTimeout     = 10 * time.Second
+	DefaultMaxRoomMembers   = rooms.DefaultMaxMembers
+	DefaultMaxRooms         = rooms.DefaultMaxRooms
+	DefaultRoomQueue        = rooms.DefaultQueueSize
 	maxScenarioDelay        = 30 * time.Second
 	maxGreeting             = 64 << 10
 )
@@ -120,6 +130,15 @@ func (c Config) withDefaults() Config {
 	if c.MessageBurst == 0 && c.MessageRate > 0 {
 		c.MessageBurst = max(1, int(2*c.MessageRate))
 	}
+	if c.MaxRoomMembers == 0 {
+		c.MaxRoomMembers = DefaultMaxRoomMembers
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = DefaultMaxRooms
+	}
+	if c.RoomQueue == 0 {
+		c.RoomQueue = DefaultRoomQueue
+	}
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.PingInterval, DefaultPingInterval)
@@ -151,6 +170,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnsPerIP < -1 {
 		return bad("--max-conns-per-ip must be positive, or -1 for no limit")
+	}
+	if c.MaxRoomMembers < -1 {
+		return bad("--max-room-members must be positive, or -1 for no limit")
+	}
+	if c.MaxRooms < -1 {
+		return bad("--max-rooms must be positive, or -1 for no limit")
+	}
+	if c.RoomQueue < 0 {
+		return bad("--room-queue must be positive")
 	}
 	if c.MessageRate < 0 && c.MessageRate != -1 {
 		return bad("--message-rate must be positive, or -1 for no limit")

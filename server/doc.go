@@ -2,7 +2,8 @@
 // public echo services WebSocket tutorials point to.
 //
 // On one listener it serves /ws (and / for WebSocket upgrades), which
-// echoes every message unchanged; test scenarios for client developers
+// echoes every message unchanged; /ws/room/{name}, which sends every
+// message a member sends to every member of the room; test scenarios for client developers
 // (/ws/close/{code}, /ws/delay/{duration}, /ws/silent, /ws/drop); /healthz,
 // /readyz and /metrics (Prometheus); and a page at /. Every connection is
 // bounded: message size (1009), rate (1008), connections in all and per IP
@@ -21,6 +22,11 @@
 // It accepts any Origin by default: it holds no credentials or per-user
 // state, so a page on another site gains nothing by using a visitor's
 // browser against it. Restrict it with Config.AllowedOrigins when it does.
+//
+// Rooms come from the rooms package, a library one level above wschan (it
+// imports only wschan), not a feature package: server uses it as it uses
+// wschan. Config.RoomBroker takes any rooms.Broker, so cmd/wschan can
+// hand in a NATS broker without server importing NATS.
 //
 // Start with Config, New and Server.Run. Dependencies:
 // github.com/prometheus/client_golang for /metrics (the standard exporter,

@@ -44,6 +44,7 @@ type echoOptions struct {
 	closeCode   wschan.StatusCode
 	closeReason string
 	closeAtOnce bool
+	room        string // join this room: messages go to its members, not back
 }
 
 func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
@@ -98,13 +99,13 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	if len(opts.OriginPatterns) == 0 {
 		opts.OriginPatterns = []string{"*"} // holds no credentials: any page may use it
 	}
-	if eo.delay == 0 {
+	if eo.delay == 0 && eo.room == "" {
 		opts.OnMessage = se.onMessage
 	}
 	if se.limiter != nil {
 		opts.OnPing = se.onPing
 	}
-	if s.cfg.Greeting != "" {
+	if s.cfg.Greeting != "" && eo.room == "" { // a room's stream carries only its messages
 		// The read loop starts inside Accept: echoes wait for the greeting.
 		se.greeted = make(chan struct{})
 		defer se.greet()
@@ -151,7 +152,9 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.send(ch, wschan.Text, []byte(g))
 	}
 	se.greet()
-	if eo.delay > 0 {
+	if eo.room != "" {
+		se.roomLoop(ch, eo.room)
+	} else if eo.delay > 0 {
 		se.delayLoop(ch)
 	}
 	// Otherwise the handler returns now: the connection lives on the

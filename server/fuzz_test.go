@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzRoutes sends any path and query to the server's routes, the scenario
-// parameters ({code}, ?after=, ?reason=, {duration}) among them: no panic,
+// parameters ({code}, ?after=, ?reason=, {duration}) and room names among them: no panic,
 // and bad input is the client's error (4xx), never the server's (5xx).
 func FuzzRoutes(f *testing.F) {
 	for _, seed := range []struct {
@@ -27,6 +27,10 @@ func FuzzRoutes(f *testing.F) {
 		{"/ws/delay/-1s", "", true},
 		{"/ws/delay/9999999h", "", false},
 		{"/ws/silent", "", true},
+		{"/ws/room/lobby", "", true},
+		{"/ws/room/a.b", "", true},
+		{"/ws/room/", "", false},
+		{"/ws/room/" + "%3E", "", true},
 		{"/ws/drop", "", false},
 		{"/", "", false},
 		{"/static/../../etc/passwd", "", false},

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/rooms"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own
@@ -26,6 +27,8 @@ type metrics struct {
 	slow        prometheus.Counter
 	addrs       prometheus.Gauge
 	forwardErrs *prometheus.CounterVec
+	roomIn      prometheus.Counter // messages members sent to their rooms
+	roomOut     prometheus.Counter // messages written to members
 
 	mu        sync.Mutex
 	closeKids map[closeKey]prometheus.Counter
@@ -36,7 +39,7 @@ type closeKey struct {
 	dir  string
 }
 
-func newMetrics() *metrics {
+func newMetrics(hub *rooms.Hub, broker rooms.Broker) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -72,13 +75,44 @@ func newMetrics() *metrics {
 	for _, src := range []string{forwardErrHeader, forwardErrProxy} {
 		m.forwardErrs.WithLabelValues(src)
 	}
+	roomMsgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wschan_room_messages_total", Help: "Room messages: in, sent by members of this server's rooms; out, written to members (each message once per member it reached). Also counted in wschan_messages_total.",
+	}, []string{"direction"})
+	m.roomIn, m.roomOut = roomMsgs.WithLabelValues("in"), roomMsgs.WithLabelValues("out")
+	roomGauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wschan_rooms", Help: "Rooms with at least one member on this server.",
+		}, func() float64 { return float64(hub.Stats().Rooms) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wschan_room_members", Help: "Members of rooms on this server.",
+		}, func() float64 { return float64(hub.Stats().Members) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wschan_room_slow_member_disconnects_total", Help: "Room members closed (1008) because their queue was full or a message waited the whole write timeout.",
+		}, func() float64 { return float64(hub.Stats().SlowClosed) }),
+	}
+	if h, ok := broker.(rooms.Health); ok {
+		roomGauges = append(roomGauges,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wschan_room_broker_up", Help: "1 while the room broker (NATS) carries messages between instances, 0 while it cannot.",
+			}, func() float64 {
+				if h.Check() != nil {
+					return 0
+				}
+				return 1
+			}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wschan_room_messages_lost_total", Help: "Room messages other instances published that this one is known to have missed (broker outages, dropped by the broker).",
+			}, func() float64 { return float64(h.Lost()) }),
+		)
+	}
 	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
 	m.size = size
 	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
 		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
 	}
-	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow, m.addrs, m.forwardErrs,
+	m.reg.MustRegister(roomGauges...)
+	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow, m.addrs, m.forwardErrs, roomMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

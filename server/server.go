@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/rooms"
 )
 
 // Server is the echo server. Create it with New, start it with Run (or
@@ -25,6 +26,7 @@ type Server struct {
 	log *slog.Logger
 	m   *metrics
 	mux *http.ServeMux
+	hub *rooms.Hub // the rooms of /ws/room/{name}; closed at the end of Serve
 
 	trusted  trustedSet
 	draining atomic.Bool
@@ -53,24 +55,32 @@ func New(cfg Config) (*Server, error) {
 		tls:   tlsCfg,
 		cfg:   cfg,
 		log:   cfg.Logger,
-		m:     newMetrics(),
 		conns: map[*wschan.Channel]struct{}{},
 		raw:   map[net.Conn]struct{}{},
 		perIP: map[string]int{},
 	}
 	s.trusted = newTrustedSet(cfg.TrustedProxies)
+	s.hub = rooms.NewHub(&rooms.HubOptions{
+		Broker:       cfg.RoomBroker,
+		MaxMembers:   cfg.MaxRoomMembers,
+		MaxRooms:     cfg.MaxRooms,
+		QueueSize:    cfg.RoomQueue,
+		WriteTimeout: cfg.WriteTimeout,
+	})
+	s.m = newMetrics(s.hub, cfg.RoomBroker)
 	s.routes()
 	return s, nil
 }
 
-// Handler returns the server's routes: /ws (and / for upgrades), the
-// scenarios, /healthz, /readyz, /metrics, and the demo page at / with its
+// Handler returns the server's routes: /ws (and / for upgrades),
+// /ws/room/{name}, the scenarios, /healthz, /readyz, /metrics, and the demo page at / with its
 // assets under /static/.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.handleEcho)
+	mux.HandleFunc("GET /ws/room/{name...}", s.handleRoom)
 	mux.HandleFunc("GET /{$}", s.handleRoot)
 	mux.Handle("GET /static/", s.staticHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -82,6 +92,14 @@ func (s *Server) routes() {
 		if s.draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
+		}
+		if h, ok := s.cfg.RoomBroker.(rooms.Health); ok {
+			if err := h.Check(); err != nil {
+				// Echo still works; rooms would be cut off from the other
+				// instances, so send new clients elsewhere.
+				http.Error(w, "not ready: rooms: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})
@@ -155,6 +173,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	_ = hs.Shutdown(dctx) // stops accepting; hijacked WebSockets are ours to close
 	s.closeAll(dctx)
+	_ = s.hub.Close() // members have left with their connections; ends any write still stuck
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}

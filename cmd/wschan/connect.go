@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/wschan/wschan"
@@ -332,13 +333,31 @@ func handshakeHint(he *wschan.HandshakeError) string {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return " — the server refused: check -H 'Authorization: …' or --origin"
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if line := bodyLine(he.Body); line != "" {
+			return ": " + line
+		}
 		return " — the server is busy or shutting down: try again later"
 	case http.StatusBadRequest:
 		if strings.Contains(string(he.Body), "HTTPS server") {
 			return " — it speaks TLS: use wss:// instead of ws://"
 		}
+		if line := bodyLine(he.Body); strings.HasPrefix(line, "invalid room name") {
+			return ": " + line
+		}
 	}
 	return " — is this URL a WebSocket endpoint?"
+}
+
+// bodyLine is the first line of a plain-text refusal, as wschan serve
+// writes them ("room \"lobby\" is full (50 members); try again later"), or
+// "" when the body does not look like one.
+func bodyLine(body []byte) string {
+	line, _, _ := strings.Cut(string(body), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" || len(line) > 200 || !utf8.ValidString(line) || strings.ContainsAny(line, "<>\x1b") {
+		return ""
+	}
+	return line
 }
 
 // certDetail is the certificate problem, without the wrapping.

@@ -60,6 +60,7 @@ func (l leakChecked) Run() int {
 //	                      -wait first reads and prints one message (a greeting) before sending
 //	exitcode N PROG ARGS  run PROG like exec and require exit status N (stdout and stderr kept for checks)
 //	silentlisten ADDR     listen on ADDR and accept connections, never answering, until the script ends
+//	waitmetric URL LINE   poll GET URL (a /metrics page) until a line of it is exactly LINE's words, e.g. "wschan_rooms 1" (10s at most)
 //	unescape IN OUT       write OUT with the bytes IN spells: \xHH, \n, \t and \\ escapes; IN's own newlines are dropped
 //
 // go test -run TestScripts -update rewrites expected files (cmp's second
@@ -71,6 +72,7 @@ func TestScripts(t *testing.T) {
 		Setup: setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitready":    cmdWaitReady,
+			"waitmetric":   cmdWaitMetric,
 			"httpget":      cmdHTTPGet,
 			"wsecho":       cmdWSEcho,
 			"exitcode":     cmdExitCode,
@@ -110,6 +112,36 @@ const cmdTimeout = 10 * time.Second
 // (and its goroutines) outlives a command.
 func httpClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+}
+
+func cmdWaitMetric(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: waitmetric URL NAME VALUE")
+	}
+	want := strings.Join(args[1:], " ")
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	client := httpClient()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+		ts.Check(err)
+		if resp, err := client.Do(req); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for line := range strings.Lines(string(body)) {
+				if strings.TrimSpace(line) == want {
+					return
+				}
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			ts.Fatalf("waitmetric: no line %q at %s within %v", want, args[0], cmdTimeout)
+		}
+	}
 }
 
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {

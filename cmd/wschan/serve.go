@@ -10,9 +10,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/wschan/wschan/rooms/natsbroker"
 	"github.com/wschan/wschan/server"
 )
 
@@ -28,7 +30,8 @@ type lookupEnvFunc func(key string) (string, bool)
 // settings.
 type serveOptions struct {
 	cfg       server.Config
-	logFormat string // text or json
+	nats      natsbroker.Options // rooms across instances when URLs is set
+	logFormat string             // text or json
 	logLevel  slog.Level
 	flagNames []string // every flag, in definition order: each has a WSCHAN_* variable
 	fromEnv   []string // flags set from the environment
@@ -54,6 +57,7 @@ func (o *serveOptions) command() *cobra.Command {
 		Short: "Run the WebSocket echo server (with test scenarios, health checks and metrics)",
 		Long:  serveLong(),
 		Example: `  wschan serve
+  wschan serve --max-room-members 50      # then connect to ws://127.0.0.1:8080/ws/room/lobby
   wschan serve --addr :8080 --greeting 'hello from wschan'
   WSCHAN_ADDR=0.0.0.0:9000 wschan serve --log-format json
   wschan serve --tls-self-signed          # wss://localhost:8080/ws`,
@@ -72,6 +76,9 @@ func (o *serveOptions) command() *cobra.Command {
 		PingTimeout:      server.DefaultPingTimeout,
 		WriteTimeout:     server.DefaultWriteTimeout,
 		DrainTimeout:     server.DefaultDrainTimeout,
+		MaxRoomMembers:   server.DefaultMaxRoomMembers,
+		MaxRooms:         server.DefaultMaxRooms,
+		RoomQueue:        server.DefaultRoomQueue,
 	}
 	o.logFormat, o.logLevel = "text", slog.LevelInfo
 
@@ -109,6 +116,27 @@ func (o *serveOptions) command() *cobra.Command {
 	boolVar(&c.ProxyProtocol, "proxy-protocol",
 		"read a PROXY protocol v1 or v2 header (HAProxy send-proxy, cloud TCP load balancers) on every connection from --trusted-proxies, which must send one; close any other connection that sends one (default off)")
 
+	fs.Var(intValue(&c.MaxRoomMembers), name("max-room-members"),
+		"members per room on /ws/room/{name}; more get HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(intValue(&c.MaxRooms), name("max-rooms"),
+		"rooms with members at once; a client opening one more gets HTTP 503 with Retry-After; -1 for no limit")
+	fs.Var(intValue(&c.RoomQueue), name("room-queue"),
+		"room messages waiting per member; a member whose queue is full is closed with 1008 \"too slow\"")
+
+	n := &o.nats
+	fs.StringVar(&n.URLs, name("nats"), "",
+		"share rooms with every wschan serve on this NATS cluster: comma-separated `URLs` such as nats://a:4222,nats://b:4222 (default: rooms live in this process)")
+	fs.StringVar(&n.CredsFile, name("nats-creds"), "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.StringVar(&n.NKeyFile, name("nats-nkey"), "", "NATS NKey seed `file`")
+	fs.StringVar(&n.User, name("nats-user"), "", "NATS user name (or put user:password in the URL)")
+	fs.StringVar(&n.Password, name("nats-password"), "", "NATS password (prefer WSCHAN_NATS_PASSWORD: flags show in ps)")
+	fs.StringVar(&n.Token, name("nats-token"), "", "NATS authentication token (prefer WSCHAN_NATS_TOKEN)")
+	fs.StringVar(&n.TLSCAFile, name("nats-tls-ca"), "", "CA certificate `file` to verify the NATS servers")
+	fs.StringVar(&n.TLSCertFile, name("nats-tls-cert"), "", "client certificate `file` for NATS mutual TLS (needs --nats-tls-key)")
+	fs.StringVar(&n.TLSKeyFile, name("nats-tls-key"), "", "client key `file` for --nats-tls-cert")
+	fs.StringVar(&n.Prefix, name("nats-subject-prefix"), natsbroker.DefaultPrefix,
+		"NATS subjects for rooms are `prefix`.<room>; instances that share rooms use the same prefix")
+
 	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
 		"time a client has to send its request headers (slowloris guard)")
 	fs.Var(durationValue(&c.IdleTimeout, true), name("idle-timeout"),
@@ -118,7 +146,7 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.Var(durationValue(&c.PingTimeout, true), name("ping-timeout"),
 		"drop a client that does not answer a ping within this; off to disable")
 	fs.Var(durationValue(&c.WriteTimeout, false), name("write-timeout"),
-		"drop a client that does not read an echo for this long (1008)")
+		"drop a client that does not read an echo (or a room message) for this long (1008)")
 
 	fs.StringSliceVar(&c.AllowedOrigins, name("allowed-origins"), nil,
 		"comma-separated browser Origin `hosts` allowed, as path.Match patterns like *.example.com (default: any origin)")
@@ -144,10 +172,16 @@ that tutorials point to (ws://echo.websocket.org is gone).
 
 Endpoints, on one listener (--addr, default ` + server.DefaultAddr + `):
   /ws        echo every message back unchanged: same type, same bytes, in order
+  /ws/room/{name}
+             a room: every message a member sends goes to every member of
+             the room, itself included, unchanged and in the order sent;
+             names are 1-64 letters, digits, '-' or '_'
   /          the demo page; a WebSocket upgrade here echoes as /ws does
   /healthz   liveness: 200 "ok" while the process runs
-  /readyz    readiness: 200 "ready", 503 while draining
-  /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close codes
+  /readyz    readiness: 200 "ready", 503 while draining or while --nats is set
+             and NATS is unreachable (echo keeps working)
+  /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close
+             codes, rooms, room members and messages, slow-member disconnects
 
 Test scenarios for client developers (--no-scenarios turns them off):
 `)
@@ -181,6 +215,9 @@ that cannot be parsed is logged and ignored. With --proxy-protocol the
 client's address comes from the PROXY header that a trusted proxy must
 send first (health checks from a trusted address too); a PROXY header from
 anyone else closes the connection.
+Rooms: a member that does not keep up is closed with 1008 "too slow" once
+--room-queue messages wait for it, so it never slows the room; the message
+size, rate and connection limits apply to members as to echo clients.
 
 Origins: any origin is allowed by default, because the server holds no
 credentials or per-user state: a page on another site gains nothing by
@@ -218,6 +255,38 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 	stderr := cmd.ErrOrStderr()
 	cfg := o.cfg
 	cfg.Logger = o.logger(stderr)
+	if o.nats.URLs == "" && o.natsFlagSet(cmd) {
+		return o.blameEnv(errors.New("the --nats-* options need --nats URL"))
+	}
+	if o.nats.URLs != "" {
+		log := cfg.Logger
+		n := o.nats
+		var nb atomic.Pointer[natsbroker.Broker] // set once Connect returns; callbacks may come first
+		n.OnStatus = func(err error) {
+			if err != nil {
+				log.Warn("rooms: NATS unavailable: rooms are not shared with other instances and /readyz answers 503; echo keeps working", "err", err)
+				return
+			}
+			url := ""
+			if b := nb.Load(); b != nil {
+				url = b.ConnectedURL()
+			}
+			log.Info("rooms: connected to NATS", "url", url)
+		}
+		n.OnLost = func(room string, count uint64) {
+			log.Warn("rooms: messages from other instances lost", "room", room, "lost", count)
+		}
+		b, err := natsbroker.Connect(n)
+		if err != nil {
+			return o.blameEnv(fmt.Errorf("--nats: %w", err))
+		}
+		defer b.Close()
+		nb.Store(b)
+		cfg.RoomBroker = b
+		if err := b.Check(); err != nil {
+			log.Warn("rooms: not connected to NATS yet; retrying in the background", "err", err)
+		}
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		if errors.Is(err, server.ErrConfig) {
@@ -237,6 +306,16 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 		return runtimeError{err}
 	}
 	return nil
+}
+
+// natsFlagSet reports whether any --nats-* option was given.
+func (o *serveOptions) natsFlagSet(cmd *cobra.Command) bool {
+	for _, name := range o.flagNames {
+		if strings.HasPrefix(name, "nats-") && name != "nats-subject-prefix" && cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // blameEnv adds to a configuration error the variables that set the flags

@@ -114,6 +114,9 @@ func TestServeConfig(t *testing.T) {
 		PingTimeout:      server.DefaultPingTimeout,
 		WriteTimeout:     server.DefaultWriteTimeout,
 		DrainTimeout:     server.DefaultDrainTimeout,
+		MaxRoomMembers:   server.DefaultMaxRoomMembers,
+		MaxRooms:         server.DefaultMaxRooms,
+		RoomQueue:        server.DefaultRoomQueue,
 	}
 	every := server.Config{
 		Addr:             "0.0.0.0:9000",
@@ -138,6 +141,9 @@ func TestServeConfig(t *testing.T) {
 		TLSKey:           "key.pem",
 		TLSSelfSigned:    true,
 		DrainTimeout:     time.Minute,
+		MaxRoomMembers:   50,
+		MaxRooms:         -1,
+		RoomQueue:        32,
 	}
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
@@ -147,6 +153,7 @@ func TestServeConfig(t *testing.T) {
 		"--idle-timeout", "off", "--ping-interval=-1", "--ping-timeout", "2s", "--write-timeout", "4s",
 		"--allowed-origins", "example.com,*.example.org", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
 		"--tls-self-signed", "--drain-timeout", "1m", "--log-format", "json", "--log-level", "debug",
+		"--max-room-members", "50", "--max-rooms", "-1", "--room-queue", "32",
 	}
 	everyEnv := map[string]string{
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
@@ -158,6 +165,7 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_ALLOWED_ORIGINS": "example.com,*.example.org", "WSCHAN_TLS_CERT": "cert.pem",
 		"WSCHAN_TLS_KEY": "key.pem", "WSCHAN_TLS_SELF_SIGNED": "true", "WSCHAN_DRAIN_TIMEOUT": "1m",
 		"WSCHAN_LOG_FORMAT": "json", "WSCHAN_LOG_LEVEL": "debug",
+		"WSCHAN_MAX_ROOM_MEMBERS": "50", "WSCHAN_MAX_ROOMS": "-1", "WSCHAN_ROOM_QUEUE": "32",
 	}
 	with := func(c server.Config, f func(*server.Config)) server.Config { f(&c); return c }
 

@@ -1,0 +1,195 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wschan/wschan"
+)
+
+// Conn is a member's connection: a *wschan.Channel, or anything that sends
+// and closes like one.
+type Conn interface {
+	// Send writes one message; ctx bounds the wait for a peer that does not
+	// read.
+	Send(ctx context.Context, typ wschan.MessageType, data []byte) error
+	// Close ends the connection with a close code and reason.
+	Close(code wschan.StatusCode, reason string) error
+}
+
+var _ Conn = (*wschan.Channel)(nil)
+
+// Member is one connection in one room, returned by Hub.Join. Its methods
+// are safe for concurrent use.
+type Member struct {
+	id   string
+	hub  *Hub
+	room *room
+	conn Conn
+
+	// ctx bounds the member's writes: cancelled by the hub's Close, or by
+	// watch when one write takes longer than the write timeout (then
+	// timedOut is set). One timer per member, reset per write: no
+	// allocation per message.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watch    *time.Timer
+	timedOut atomic.Bool
+
+	q    chan *Publication // bounded queue, filled by room.deliver
+	stop chan struct{}     // closed by halt
+	done chan struct{}     // closed when the writer has ended
+
+	mu     sync.Mutex
+	why    stopReason // set by the first halt
+	halted bool
+	err    error // why delivery ended, once done is closed
+}
+
+type stopReason int
+
+const (
+	stopLeft stopReason = iota + 1
+	stopSlowQueue
+	stopHubClosed
+)
+
+// ID returns the member's ID, unique within its hub and unlikely to repeat
+// across hubs; publications carry it as Sender.
+func (m *Member) ID() string { return m.id }
+
+// Room returns the name of the member's room.
+func (m *Member) Room() string { return m.room.name }
+
+// Publish sends a message to every member of the room, this one included,
+// on every hub that shares the broker. Each member receives the messages of
+// one publisher in the order it published them.
+//
+// typ must be wschan.Text (with UTF-8 data) or wschan.Binary. data is
+// copied: the caller may reuse it once Publish returns. Publish works after
+// the member has left too (it then sends as a non-member would).
+func (m *Member) Publish(ctx context.Context, typ wschan.MessageType, data []byte) error {
+	return m.hub.publish(ctx, m.room.name, typ, data, m.id)
+}
+
+// Leave takes the member out of its room and waits for its goroutine to
+// end: messages still queued are not written, and a write in progress
+// finishes first (within the hub's write timeout). The connection stays
+// open. Calling Leave again does nothing. Do not call it from the
+// connection's Send, which runs on that goroutine.
+func (m *Member) Leave() {
+	m.halt(stopLeft)
+	<-m.done
+}
+
+// Done returns a channel that is closed when the member has stopped
+// receiving: it left, was closed as too slow, its connection failed, or
+// the hub closed.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err returns nil while the member receives, and afterwards why it
+// stopped: nil after Leave, an error matching ErrTooSlow when it was closed
+// for not keeping up, ErrClosed when the hub closed, or the error from its
+// connection's Send.
+func (m *Member) Err() error {
+	select {
+	case <-m.done:
+	default:
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// halt stops delivery to m for reason; the first reason wins.
+func (m *Member) halt(why stopReason) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.halted {
+		return
+	}
+	m.halted, m.why = true, why
+	close(m.stop)
+}
+
+func (m *Member) stopped() (stopReason, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.why, m.halted
+}
+
+// write is the member's goroutine: it writes queued messages to the
+// connection, one at a time, until the member stops.
+func (m *Member) write() {
+	h := m.hub
+	defer h.wg.Done()
+	m.ctx, m.cancel = context.WithCancel(h.ctx)
+	m.watch = time.AfterFunc(h.opts.WriteTimeout, func() { m.timedOut.Store(true); m.cancel() })
+	m.watch.Stop()
+	err := m.writeLoop()
+	m.watch.Stop()
+	m.cancel()
+	if se, ok := errors.AsType[*slowError](err); ok {
+		h.slowClosed.Add(1)
+		// The close frame follows the message last written, if any.
+		_ = m.conn.Close(wschan.StatusPolicyViolation, se.reason)
+	}
+	h.leave(m)
+	m.mu.Lock()
+	m.err = err
+	m.mu.Unlock()
+	close(m.done)
+}
+
+// slowError ends a member that did not keep up; reason is its close
+// reason, short enough for a close frame.
+type slowError struct{ reason string }
+
+func (e *slowError) Error() string        { return ErrTooSlow.Error() + ": " + e.reason }
+func (e *slowError) Is(target error) bool { return target == ErrTooSlow }
+
+func (m *Member) writeLoop() error {
+	h := m.hub
+	for {
+		select {
+		case <-m.stop:
+			return m.stopErr()
+		case p := <-m.q:
+			if _, halted := m.stopped(); halted {
+				return m.stopErr()
+			}
+			m.watch.Reset(h.opts.WriteTimeout)
+			err := m.conn.Send(m.ctx, p.Type, p.Data)
+			m.watch.Stop()
+			switch {
+			case err == nil:
+				h.delivered.Add(1)
+			case m.timedOut.Load() && h.ctx.Err() == nil:
+				h.leave(m) // out of the room before the close handshake
+				return &slowError{"too slow: no message taken for " + h.opts.WriteTimeout.String()}
+			default:
+				if h.ctx.Err() != nil {
+					return ErrClosed
+				}
+				return fmt.Errorf("rooms: send to member: %w", err)
+			}
+		}
+	}
+}
+
+func (m *Member) stopErr() error {
+	why, _ := m.stopped()
+	switch why {
+	case stopSlowQueue:
+		return &slowError{"too slow: " + strconv.Itoa(m.hub.opts.QueueSize) + " messages queued"}
+	case stopHubClosed:
+		return ErrClosed
+	}
+	return nil
+}
