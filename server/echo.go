@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -13,27 +14,34 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// session is one echo connection's state.
+// session is one connection of the server: its limits, its counters and
+// the one timer that watches it. It is tracked from before the handshake
+// until its channel ends; the end (ended, on the channel's read loop) is
+// the one place that finishes it.
 type session struct {
-	s         *Server
-	ch        atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
-	client    client
-	mu        sync.Mutex
-	tracked   bool          // the handler has counted the connection
-	over      bool          // the channel has closed
+	s       *Server
+	ch      atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
+	ready   chan struct{}                  // closed once ch is set (or Accept failed)
+	client  client
+	conn    net.Conn // the accepted connection, to drop it if a drain runs out of time
+	eo      echoOptions
+	start   time.Time
+	limiter *rate.Limiter
+
 	greeted   chan struct{} // closed once the greeting is out; nil without one
 	greetOnce sync.Once
-	start     time.Time
-	limiter   *rate.Limiter
-	idle      *time.Timer
-	watch     *time.Timer // armed while an echo is being written
-	slow      atomic.Bool
-	in, out   atomic.Int64
-	delay     time.Duration
 
-	closeAfter  int64 // close after this many echoes (scenario), 0 = never
-	closeCode   wschan.StatusCode
-	closeReason string
+	traffic traffic
+
+	// The watchdog: one timer for the idle timeout and the slow reader,
+	// re-armed from timestamps when it fires, so the message path only
+	// stores a clock reading.
+	lastIn  atomic.Int64 // monotime of the last message in (for rooms: or out)
+	sending atomic.Int64 // monotime a send to the client began, 0 when none is under way
+	dogMu   sync.Mutex
+	dog     *time.Timer
+	over    bool // the session has finished: the watchdog stays down
+	slow    atomic.Bool
 }
 
 // echoOptions configures one connection: how it is accepted and what each
@@ -78,10 +86,17 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		return
 	}
 
-	se := &session{s: s, client: c, start: time.Now(), delay: eo.delay,
-		closeAfter: eo.closeAfter, closeCode: eo.closeCode, closeReason: eo.closeReason}
+	se := &session{s: s, client: c, eo: eo, start: time.Now(), ready: make(chan struct{})}
+	se.conn, _ = r.Context().Value(proxyConnKey).(net.Conn)
 	if s.cfg.MessageRate > 0 && !c.local {
 		se.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
+	}
+	if !s.track(se) {
+		s.release(c)
+		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
 	}
 	opts := &wschan.AcceptOptions{
 		SelectSubprotocol: func(_ *http.Request, offered []string) string { return offered[0] },
@@ -110,16 +125,15 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.greeted = make(chan struct{})
 		defer se.greet()
 	}
-	// Timers exist before the first message can arrive (the read loop starts
-	// inside Accept).
-	se.watch = time.AfterFunc(time.Hour, se.onSlow)
-	se.watch.Stop()
-	if s.cfg.IdleTimeout > 0 {
-		se.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { se.closeAsync(wschan.StatusNormalClosure, "idle timeout") })
-	}
+	// The watchdog runs before the first message can arrive (the read loop
+	// starts inside Accept).
+	se.lastIn.Store(monotime())
+	se.dog = time.AfterFunc(se.watchPeriod(), se.watchdog)
 	ch, err := wschan.Accept(w, r, opts)
 	if err != nil {
-		se.stopTimers()
+		se.stopWatchdog()
+		close(se.ready)
+		s.untrack(se)
 		s.release(c)
 		outcome := outcomeBadRequest
 		if errors.Is(err, wschan.ErrOriginNotAllowed) {
@@ -130,26 +144,18 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		return
 	}
 	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
+	s.m.open.Inc()
 	se.ch.Store(ch)
-	if !s.track(ch) {
-		se.stopTimers()
-		s.release(c)
-		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
-		return
-	}
+	close(se.ready)
 	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "protocol", ch.Protocol())...)
-	se.mu.Lock()
-	se.tracked = true
-	over := se.over
-	se.mu.Unlock()
-	if over {
-		se.finish()
-		return
-	}
-	if eo.closeAtOnce {
+	switch {
+	case s.draining.Load():
+		// The drain began during the handshake and did not see ch.
+		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
+	case eo.closeAtOnce:
 		_ = ch.Close(eo.closeCode, eo.closeReason)
-	} else if g := s.cfg.Greeting; g != "" {
-		se.send(ch, wschan.Text, []byte(g))
+	case s.cfg.Greeting != "" && eo.room == "":
+		se.send(ch, wschan.Text, []byte(s.cfg.Greeting))
 	}
 	se.greet()
 	if eo.room != "" {
@@ -158,7 +164,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.delayLoop(ch)
 	}
 	// Otherwise the handler returns now: the connection lives on the
-	// channel's read loop alone, and ended cleans up.
+	// channel's read loop alone, and ended finishes it.
 }
 
 // greet lets echoes go once the greeting has been sent (or will not be).
@@ -170,34 +176,64 @@ func (se *session) greet() {
 	})
 }
 
-// ended runs when the channel has closed; whichever of it and the handler
-// comes second finishes the session.
+// ended runs once, on the channel's read loop, when the channel has
+// ended: it records and logs the end and frees the connection's slot.
 func (se *session) ended() {
-	se.mu.Lock()
-	se.over = true
-	tracked := se.tracked
-	se.mu.Unlock()
-	if tracked {
-		se.finish()
-	}
-}
-
-// finish records and logs the end of a tracked connection and frees its slot.
-func (se *session) finish() {
-	se.stopTimers()
+	<-se.ready // Accept has returned: ch is set
+	se.stopWatchdog()
 	s, ch := se.s, se.ch.Load()
 	s.m.closed(ch)
+	s.m.open.Dec()
 	s.log.Info("connection closed", se.client.logAttrs("duration", time.Since(se.start).Round(time.Millisecond),
-		"in", se.in.Load(), "out", se.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())...)
-	s.untrack(ch)
+		"in", se.traffic.in.Load(), "out", se.traffic.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())...)
+	s.untrack(se)
 	s.release(se.client)
 }
 
-func (se *session) stopTimers() {
-	se.watch.Stop()
-	if se.idle != nil {
-		se.idle.Stop()
+// watchPeriod is how long the watchdog may sleep when nothing is under
+// way: a send that begins right after it looks is seen by the next look,
+// in time to end it when its write timeout is over.
+func (se *session) watchPeriod() time.Duration {
+	p := se.s.cfg.WriteTimeout
+	if it := se.s.cfg.IdleTimeout; it > 0 {
+		p = min(p, it)
 	}
+	return p
+}
+
+// watchdog ends a connection whose client has not taken a message for
+// the write timeout, or has sent nothing for the idle timeout; else it
+// sleeps until the next moment either could happen.
+func (se *session) watchdog() {
+	cfg, now := se.s.cfg, monotime()
+	next := cfg.WriteTimeout
+	if t := se.sending.Load(); t != 0 {
+		if now-t >= int64(cfg.WriteTimeout) {
+			se.onSlow()
+			return
+		}
+		next = time.Duration(t + int64(cfg.WriteTimeout) - now)
+	}
+	if cfg.IdleTimeout > 0 {
+		left := se.lastIn.Load() + int64(cfg.IdleTimeout) - now
+		if left <= 0 {
+			se.closeAsync(wschan.StatusNormalClosure, "idle timeout")
+			return
+		}
+		next = min(next, time.Duration(left))
+	}
+	se.dogMu.Lock()
+	if !se.over {
+		se.dog.Reset(next)
+	}
+	se.dogMu.Unlock()
+}
+
+func (se *session) stopWatchdog() {
+	se.dogMu.Lock()
+	se.over = true
+	se.dog.Stop()
+	se.dogMu.Unlock()
 }
 
 // onMessage handles one message on the read loop.
@@ -213,20 +249,17 @@ func (se *session) onMessage(ch *wschan.Channel, m wschan.Message) {
 }
 
 // closeAsync closes the channel without waiting (timers and callbacks must
-// not block on the closing handshake).
+// not block on the closing handshake); the server waits for the close.
 func (se *session) closeAsync(code wschan.StatusCode, reason string) {
 	if ch := se.ch.Load(); ch != nil {
-		go ch.Close(code, reason)
+		se.s.bg.Go(func() { _ = ch.Close(code, reason) })
 	}
 }
 
 // admitMessage counts a received message and applies the rate limit.
 func (se *session) admitMessage(ch *wschan.Channel, n int) bool {
-	se.s.m.in(n)
-	se.in.Add(1)
-	if se.idle != nil {
-		se.idle.Reset(se.s.cfg.IdleTimeout)
-	}
+	se.traffic.received(n)
+	se.lastIn.Store(monotime())
 	return se.limiter == nil || se.allow(ch, "")
 }
 
@@ -249,19 +282,18 @@ func (se *session) allow(ch *wschan.Channel, note string) bool {
 // send writes one message; a client that does not take it within the write
 // timeout is disconnected.
 func (se *session) send(ch *wschan.Channel, typ wschan.MessageType, data []byte) {
-	se.watch.Reset(se.s.cfg.WriteTimeout)
+	se.sending.Store(monotime())
 	err := ch.Send(context.Background(), typ, data)
-	se.watch.Stop()
+	se.sending.Store(0)
 	if err == nil {
-		se.s.m.out(len(data))
-		se.out.Add(1)
+		se.traffic.sent(len(data))
 	}
 }
 
 func (se *session) afterEcho(ch *wschan.Channel) {
-	if se.closeAfter > 0 && se.out.Load() == se.closeAfter {
+	if n := se.eo.closeAfter; n > 0 && se.traffic.out.Load() == n {
 		// From the read loop Close returns once the close frame is written.
-		_ = ch.Close(se.closeCode, se.closeReason)
+		_ = ch.Close(se.eo.closeCode, se.eo.closeReason)
 	}
 }
 
@@ -277,13 +309,13 @@ func (se *session) onSlow() {
 
 // delayLoop echoes each message after the session's delay.
 func (se *session) delayLoop(ch *wschan.Channel) {
-	t := time.NewTimer(se.delay)
+	t := time.NewTimer(se.eo.delay)
 	defer t.Stop()
 	for m := range ch.Messages(context.Background()) {
 		if !se.admitMessage(ch, len(m.Data)) {
 			continue
 		}
-		t.Reset(se.delay)
+		t.Reset(se.eo.delay)
 		select {
 		case <-t.C:
 		case <-ch.Done():

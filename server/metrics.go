@@ -18,12 +18,7 @@ type metrics struct {
 
 	open        prometheus.Gauge
 	handshakes  *prometheus.CounterVec
-	msgIn       prometheus.Counter
-	msgOut      prometheus.Counter
-	bytesIn     prometheus.Counter
-	bytesOut    prometheus.Counter
 	closes      *prometheus.CounterVec
-	size        prometheus.Observer
 	slow        prometheus.Counter
 	addrs       prometheus.Gauge
 	forwardErrs *prometheus.CounterVec
@@ -39,7 +34,7 @@ type closeKey struct {
 	dir  string
 }
 
-func newMetrics(hub *rooms.Hub, broker rooms.Broker) *metrics {
+func newMetrics(hub *rooms.Hub, broker rooms.Broker, traffic func(*traffic)) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -53,16 +48,7 @@ func newMetrics(hub *rooms.Hub, broker rooms.Broker) *metrics {
 		}, []string{"code", "direction"}),
 		closeKids: map[closeKey]prometheus.Counter{},
 	}
-	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "wschan_messages_total", Help: "WebSocket data messages, by direction (in: from clients).",
-	}, []string{"direction"})
-	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "wschan_message_bytes_total", Help: "Payload bytes of WebSocket data messages, by direction.",
-	}, []string{"direction"})
-	size := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "wschan_message_size_bytes", Help: "Size of messages received from clients.",
-		Buckets: prometheus.ExponentialBuckets(16, 4, 10), // 16 B .. 4 MiB
-	})
+	msgs := newTrafficCollector(traffic)
 	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wschan_slow_reader_disconnects_total", Help: "Connections dropped because the client did not read its echoes within the write timeout.",
 	})
@@ -105,14 +91,11 @@ func newMetrics(hub *rooms.Hub, broker rooms.Broker) *metrics {
 			}, func() float64 { return float64(h.Lost()) }),
 		)
 	}
-	m.msgIn, m.msgOut = msgs.WithLabelValues("in"), msgs.WithLabelValues("out")
-	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
-	m.size = size
 	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
 		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
 	}
 	m.reg.MustRegister(roomGauges...)
-	m.reg.MustRegister(m.open, m.handshakes, msgs, bytes, m.closes, size, m.slow, m.addrs, m.forwardErrs, roomMsgs,
+	m.reg.MustRegister(m.open, m.handshakes, msgs, m.closes, m.slow, m.addrs, m.forwardErrs, roomMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,17 +114,6 @@ const (
 	forwardErrHeader = "header"
 	forwardErrProxy  = "proxy_protocol"
 )
-
-func (m *metrics) in(n int) {
-	m.msgIn.Inc()
-	m.bytesIn.Add(float64(n))
-	m.size.Observe(float64(n))
-}
-
-func (m *metrics) out(n int) {
-	m.msgOut.Inc()
-	m.bytesOut.Add(float64(n))
-}
 
 // closed records how a connection ended: the code received from the client
 // or sent to it.

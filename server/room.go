@@ -92,12 +92,9 @@ func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte)
 		return err
 	}
 	se := c.se
-	se.s.m.out(len(data))
+	se.traffic.sent(len(data))
 	se.s.m.roomOut.Inc()
-	se.out.Add(1)
-	if se.idle != nil {
-		se.idle.Reset(se.s.cfg.IdleTimeout)
-	}
+	se.lastIn.Store(monotime()) // a member that only listens is not idle
 	return nil
 }
 

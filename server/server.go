@@ -33,12 +33,14 @@ type Server struct {
 	warnedLo atomic.Bool // the untrusted loopback proxy warning is out
 
 	mu       sync.Mutex
-	conns    map[*wschan.Channel]struct{}
+	sessions map[*session]struct{}
+	ended    traffic               // message counts of the sessions that have ended
 	raw      map[net.Conn]struct{} // scenario connections outside the library
 	perIP    map[string]int
 	admitted int            // connections admitted: handshaking or open
 	closing  bool           // closeAll has begun: no new connections are tracked
-	wg       sync.WaitGroup // connection handlers, added under mu while !closing
+	wg       sync.WaitGroup // sessions and scenario connections, added under mu while !closing
+	bg       sync.WaitGroup // closes started from timers and callbacks
 }
 
 // New checks cfg and builds a Server. Nothing listens yet.
@@ -52,12 +54,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		tls:   tlsCfg,
-		cfg:   cfg,
-		log:   cfg.Logger,
-		conns: map[*wschan.Channel]struct{}{},
-		raw:   map[net.Conn]struct{}{},
-		perIP: map[string]int{},
+		tls:      tlsCfg,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		sessions: map[*session]struct{}{},
+		raw:      map[net.Conn]struct{}{},
+		perIP:    map[string]int{},
 	}
 	s.trusted = newTrustedSet(cfg.TrustedProxies)
 	s.hub = rooms.NewHub(&rooms.HubOptions{
@@ -67,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 		QueueSize:    cfg.RoomQueue,
 		WriteTimeout: cfg.WriteTimeout,
 	})
-	s.m = newMetrics(s.hub, cfg.RoomBroker)
+	s.m = newMetrics(s.hub, cfg.RoomBroker, s.sumTraffic)
 	s.routes()
 	return s, nil
 }
@@ -188,35 +190,60 @@ func wsScheme(httpScheme string) string {
 	return "ws"
 }
 
-// closeAll sends 1001 to every connection and waits for their handlers, or
-// for ctx.
+// closeAll sends 1001 to every connection and waits for them to end. When
+// ctx ends first, the connections still open are dropped (their clients
+// see 1006) and waited for: Serve never returns with a connection open.
 func (s *Server) closeAll(ctx context.Context) {
 	s.mu.Lock()
 	s.closing = true
-	chans := make([]*wschan.Channel, 0, len(s.conns))
-	for ch := range s.conns {
-		chans = append(chans, ch)
+	sessions := make([]*session, 0, len(s.sessions))
+	for se := range s.sessions {
+		sessions = append(sessions, se)
 	}
 	for c := range s.raw {
 		c.Close()
 	}
 	s.mu.Unlock()
-	for _, ch := range chans {
-		go ch.Close(wschan.StatusGoingAway, "server shutting down")
+	for _, se := range sessions {
+		if ch := se.ch.Load(); ch != nil {
+			s.bg.Go(func() { _ = ch.Close(wschan.StatusGoingAway, "server shutting down") })
+		}
+		// Else the handshake is under way: the handler sees the drain after it.
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.log.Warn("drain timeout: connections still open", "connections", s.openConns())
+		s.mu.Lock()
+		left := len(s.sessions)
+		for se := range s.sessions {
+			if se.conn != nil {
+				_ = se.conn.Close()
+			}
+		}
+		s.mu.Unlock()
+		s.log.Warn("drain timeout: dropping the connections still open", "connections", left)
+		<-done
 	}
+	s.bg.Wait()
 }
 
 func (s *Server) openConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return len(s.sessions)
+}
+
+// sumTraffic adds the message counts of every connection, ended or open,
+// to sum (for /metrics).
+func (s *Server) sumTraffic(sum *traffic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended.addTo(sum)
+	for se := range s.sessions {
+		se.traffic.addTo(sum)
+	}
 }
 
 // admit reserves a connection slot for c, or says why not. A local
@@ -273,24 +300,24 @@ func (s *Server) proxyRefused(peer net.Addr, err error) {
 	s.log.Info("connection refused: PROXY protocol", "remote", peer.String(), "err", err)
 }
 
-// track adds an open connection, unless the server is draining.
-func (s *Server) track(ch *wschan.Channel) bool {
+// track adds a session, unless the server is draining.
+func (s *Server) track(se *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.conns[ch] = struct{}{}
+	s.sessions[se] = struct{}{}
 	s.wg.Add(1)
-	s.m.open.Inc()
 	return true
 }
 
-func (s *Server) untrack(ch *wschan.Channel) {
+// untrack removes a session; its traffic joins the totals.
+func (s *Server) untrack(se *session) {
 	s.mu.Lock()
-	delete(s.conns, ch)
+	delete(s.sessions, se)
+	se.traffic.addTo(&s.ended)
 	s.mu.Unlock()
-	s.m.open.Dec()
 	s.wg.Done()
 }
 

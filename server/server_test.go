@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -320,6 +321,12 @@ func TestDrain(t *testing.T) {
 		}
 		if code, _ := raw.ReadClose(); code != 1001 {
 			t.Fatalf("raw client got close %d, want 1001", code)
+		}
+		// Serve has returned: the connection is gone, not left open (the
+		// library would close it only after its own 5 s close timeout).
+		_ = raw.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := raw.ReadFrame(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("after Serve returned, the connection still reads: %v", err)
 		}
 	})
 }
