@@ -66,7 +66,7 @@ func newChannel(set settings, client bool) *Channel {
 	}
 }
 
-// attach makes c the channel's connection and starts serving it.
+// attach makes c the channel's connection (the caller then runs it).
 func (ch *Channel) attach(c *wsconn) {
 	ch.mu.Lock()
 	ch.protocol = c.protocol

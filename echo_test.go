@@ -3,7 +3,6 @@ package wschan_test
 import (
 	"bytes"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/wschan/wschan"
@@ -68,5 +67,4 @@ func TestSendInvalidUTF8KeepsChannelOpen(t *testing.T) {
 	if m := wstest.Read(t, ch); string(m.Data) != "still here" {
 		t.Fatalf("got %q", m.Data)
 	}
-	_ = strings.ToLower
 }

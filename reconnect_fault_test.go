@@ -6,21 +6,16 @@ package wschan_test
 // on the next connection.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,205 +114,79 @@ func readText(t testing.TB, ctx context.Context, ch *wschan.Channel, want string
 	}
 }
 
-// --- 1. the real server process, killed with SIGKILL and restarted ---
+// --- 1. the server killed and started again on the same port ---
 
-var wschanBinary struct {
-	once sync.Once
-	path string
-	err  error
-	skip string
+// restartableEcho is an echo server that can die and come back on the same
+// address, as a server process killed with SIGKILL and restarted does: kill
+// closes the listening socket (new connections are refused) and resets
+// every connection (no close frame), which is what the kernel does for a
+// process that dies; start listens on the same address again.
+type restartableEcho struct {
+	t    testing.TB
+	addr string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	srv   *http.Server
+	conns []net.Conn
+	wg    sync.WaitGroup // Serve goroutines and handlers
 }
 
-// buildWschan builds cmd/wschan once per test process and returns the
-// binary's path, in a temporary directory shared by every -count run of
-// this process and removed by TestMain.
-func buildWschan(t testing.TB) string {
+func newRestartableEcho(t testing.TB) *restartableEcho {
 	t.Helper()
-	b := &wschanBinary
-	b.once.Do(func() {
-		if _, err := exec.LookPath("go"); err != nil {
-			b.skip = "the go command is not on PATH, so the wschan binary cannot be built: " + err.Error()
-			return
-		}
-		dir, err := os.MkdirTemp("", "wschan-fault-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, "wschan")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		b.err = wstest.BuildWschan(ctx, b.path)
-	})
-	if b.skip != "" {
-		t.Skip(b.skip)
-	}
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
+	e := &restartableEcho{t: t}
+	e.start("127.0.0.1:0")
+	e.addr = e.ln.Addr().String()
+	t.Cleanup(e.kill)
+	return e
 }
 
-// syncBuffer is a bytes.Buffer safe for the exec copier and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// serveProcess is one `wschan serve` child process.
-type serveProcess struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	exited chan struct{} // closed when Wait has returned
-	err    error         // Wait's result, set before exited is closed
-}
-
-// errPortTaken reports a server that could not listen because the port
-// was in use.
-var errPortTaken = errors.New("port in use")
-
-// startServe starts `wschan serve` on addr and waits until /readyz answers
-// 200. It returns errPortTaken (wrapped) when the process exits because the
-// address is in use. The process is killed at cleanup if still running.
-func startServe(t testing.TB, ctx context.Context, bin, addr string) (*serveProcess, error) {
-	t.Helper()
-	p := &serveProcess{stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--message-rate", "-1")
-	p.cmd.Stdout = p.stderr
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.kill(t) })
-
-	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		Timeout:   time.Second,
-	}
-	defer client.CloseIdleConnections()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if err != nil {
-			return nil, err
-		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-tick.C:
-		case <-p.exited:
-			out := p.stderr.String()
-			if strings.Contains(out, "already in use") {
-				return nil, fmt.Errorf("%w: %s", errPortTaken, out)
-			}
-			return nil, fmt.Errorf("wschan serve exited before ready (%v):\n%s", p.err, out)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wschan serve on %s not ready: %s\n%s", addr, last, p.stderr.String())
-		}
-	}
-}
-
-// kill sends SIGKILL to the process (by PID) and waits for it to exit.
-func (p *serveProcess) kill(t testing.TB) {
-	t.Helper()
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("SIGKILL pid %d: %v", p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(faultTimeout):
-		t.Errorf("pid %d still running after SIGKILL", p.cmd.Process.Pid)
-	}
-}
-
-// freeLoopbackAddr returns a loopback address whose port was free a moment
-// ago, below the ephemeral range: the outgoing connections of other tests
-// cannot take it while the server is down between a kill and its restart.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	addr, err := wstest.FreeLoopbackAddr()
+// start listens on addr and serves until kill.
+func (e *restartableEcho) start(addr string) {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatalf("listen on %s: %v", addr, err)
 	}
-	return addr
+	srv := &http.Server{
+		Handler: &wstest.Echo{},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				e.mu.Lock()
+				e.conns = append(e.conns, c)
+				e.mu.Unlock()
+			}
+		},
+	}
+	e.mu.Lock()
+	e.ln, e.srv = ln, srv
+	e.mu.Unlock()
+	e.wg.Go(func() { _ = srv.Serve(ln) })
 }
 
-// startServeFreePort starts `wschan serve` on a free loopback port, picking
-// another port if the one chosen was taken in between.
-func startServeFreePort(t testing.TB, ctx context.Context, bin string) (*serveProcess, string) {
-	t.Helper()
-	var err error
-	for range 5 {
-		addr := freeLoopbackAddr(t)
-		var p *serveProcess
-		if p, err = startServe(t, ctx, bin, addr); err == nil {
-			return p, addr
-		}
-		if !errors.Is(err, errPortTaken) {
-			break
-		}
+// kill stops listening and resets every connection, hijacked ones too.
+func (e *restartableEcho) kill() {
+	e.mu.Lock()
+	ln, conns := e.ln, e.conns
+	e.ln, e.conns = nil, nil
+	e.mu.Unlock()
+	if ln == nil {
+		return
 	}
-	t.Fatal(err)
-	return nil, ""
-}
-
-// restartServe starts `wschan serve` again on addr, retrying while the
-// port is still held.
-func restartServe(t testing.TB, ctx context.Context, bin, addr string) *serveProcess {
-	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		p, err := startServe(t, ctx, bin, addr)
-		if err == nil {
-			return p
-		}
-		if !errors.Is(err, errPortTaken) {
-			t.Fatal(err)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("restart on %s: %v", addr, err)
-		}
+	_ = ln.Close()
+	for _, c := range conns {
+		resetConn(c)
 	}
+	e.wg.Wait()
 }
 
 func TestFaultServerKilledAndRestarted(t *testing.T) {
 	t.Parallel()
-	bin := buildWschan(t)
 	ctx := wstest.Context(t, faultTimeout)
 
-	srv, addr := startServeFreePort(t, ctx, bin)
+	srv := newRestartableEcho(t)
 	states := newFaultStates()
-	ch := wstest.Dial(t, "ws://"+addr+"/ws", &wschan.DialOptions{
+	ch := wstest.Dial(t, "ws://"+srv.addr+"/ws", &wschan.DialOptions{
 		Reconnect:     faultReconnect(nil),
 		OnStateChange: states.record,
 	})
@@ -327,10 +196,7 @@ func TestFaultServerKilledAndRestarted(t *testing.T) {
 	}
 	readText(t, ctx, ch, "before")
 
-	srv.kill(t)
-	if !strings.Contains(srv.err.Error(), "killed") {
-		t.Fatalf("server exit: %v, want killed by SIGKILL", srv.err)
-	}
+	srv.kill()
 	states.await(t, ctx, 0, wschan.StateReconnecting)
 	var want []string
 	for i := range 10 {
@@ -344,7 +210,7 @@ func TestFaultServerKilledAndRestarted(t *testing.T) {
 		t.Fatalf("state %v while the server is down", s)
 	}
 
-	restartServe(t, ctx, bin, addr)
+	srv.start(srv.addr)
 	i, _ := states.await(t, ctx, 0, wschan.StateReconnecting)
 	states.await(t, ctx, i, wschan.StateOpen)
 	for _, m := range want {
@@ -735,13 +601,5 @@ func TestFaultBufferedSendsExactlyOnceInOrder(t *testing.T) {
 	}
 	if !slices.Equal(got[1], want) {
 		t.Fatalf("second connection got %q,\nwant %q", got[1], want)
-	}
-}
-
-// removeWschanBinary deletes the binary buildWschan made, at the end of
-// the test process (TestMain).
-func removeWschanBinary() {
-	if p := wschanBinary.path; p != "" {
-		_ = os.RemoveAll(filepath.Dir(p))
 	}
 }

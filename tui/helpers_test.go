@@ -1,84 +1,74 @@
 package tui
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 	"github.com/wschan/wschan"
-	"github.com/wschan/wschan/server"
+	"github.com/wschan/wschan/internal/wstest"
 )
 
 // waitTimeout bounds every wait for the real server; no test waits for time.
 const waitTimeout = 10 * time.Second
 
-// echoServer is the real echo server (package server) on a loopback port.
+// echoServer is an echo server on a loopback port (internal/wstest): it
+// echoes every message, counts what it receives, and on stop closes every
+// connection with 1001 "server shutting down", as wschan serve drains.
 type echoServer struct {
-	wsURL, httpURL string
-	stop           func() // stops the server and waits for it; idempotent
+	wsURL    string
+	received atomic.Int64
+	stop     func() // closes every connection, stops the server and waits; idempotent
+
+	mu    sync.Mutex
+	chans []*wschan.Channel
+	wg    sync.WaitGroup
 }
 
 func startServer(t testing.TB) *echoServer {
 	t.Helper()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DrainTimeout: waitTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-errc; err != nil {
-				t.Errorf("server: %v", err)
+	s := &echoServer{}
+	u, srv := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := wschan.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.chans = append(s.chans, ch)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		ctx := context.Background()
+		for m := range ch.Messages(ctx) {
+			s.received.Add(1)
+			if ch.Send(ctx, m.Type, m.Data) != nil {
+				return
 			}
+		}
+	}))
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			s.mu.Lock()
+			chans := s.chans
+			s.mu.Unlock()
+			for _, ch := range chans {
+				_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
+			}
+			srv.Close()
+			s.wg.Wait()
 		})
 	}
-	t.Cleanup(stop)
-	addr := ln.Addr().String()
-	return &echoServer{wsURL: "ws://" + addr + "/ws", httpURL: "http://" + addr, stop: stop}
+	t.Cleanup(s.stop)
+	s.wsURL = u + "/ws"
+	return s
 }
-
-// metric reads one sample from the server's /metrics, such as
-// `wschan_messages_total{direction="in"}`; 0 when it is not there.
-func (s *echoServer) metric(t testing.TB, sample string) float64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.httpURL+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	return 0
-}
-
-const messagesIn = `wschan_messages_total{direction="in"}`
 
 // dial connects to url with a StateFeed hooked in and closes the channel
 // at cleanup.
