@@ -31,6 +31,7 @@ type wsconn struct {
 	resumed    atomic.Int64  // monotime the read loop last stopped waiting for the consumer
 
 	streamed bool          // the read loop has put messages in the stream (read loop only)
+	failed   bool          // this side failed the connection: nothing more is processed (read loop only)
 	live     chan struct{} // reconnecting channels: closed once Send writes to this connection
 	stopped  chan struct{} // closed when this side ends the connection (see stop)
 	stopOnce sync.Once
@@ -69,11 +70,15 @@ func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 			_ = buf.Close()
 		}
 	}
+	if c.failed {
+		// RFC 6455 7.1.7: once failed, what the peer sends is not processed.
+		release()
+		return
+	}
 	if len(data) > c.ch.set.readLimit {
 		// Within the engine's allowance for deflate overhead, over ours.
 		release()
-		c.awaitDrain()
-		_ = c.e.writeClose(StatusMessageTooBig, "message too big")
+		c.fail(StatusMessageTooBig, "message too big")
 		return
 	}
 	if typ == Text && !utf8.Valid(data) {
@@ -81,8 +86,7 @@ func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 		// once, before the messages ahead of this one in the stream have
 		// been answered.
 		release()
-		c.awaitDrain()
-		_ = c.e.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8")
+		c.fail(StatusInvalidFramePayloadData, "invalid UTF-8")
 		return
 	}
 	if f := c.ch.set.onMessage; f != nil {
@@ -111,6 +115,14 @@ func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 }
 
 func (c *wsconn) drain() { c.awaitDrain() }
+
+// fail fails the connection for something the peer sent, once the stream
+// has drained (see awaitDrain); the read loop processes nothing after it.
+func (c *wsconn) fail(code StatusCode, reason string) {
+	c.failed = true
+	c.awaitDrain()
+	_ = c.e.writeClose(code, reason)
+}
 
 // awaitDrain runs on the read loop before the connection is failed for
 // something the peer sent behind messages the stream has not handed out
@@ -306,6 +318,9 @@ func (c *wsconn) busy() bool {
 
 // ping runs the OnPing hook, then answers (unless the hook closed).
 func (c *wsconn) ping(p []byte) {
+	if c.failed {
+		return
+	}
 	if f := c.ch.set.onPing; f != nil {
 		c.inCallback.Store(true)
 		f(c.ch, p)

@@ -34,7 +34,7 @@ func classifyEnd(r endRecord) (StatusCode, string, error) {
 	switch {
 	case c.peerClose:
 		code, reason := StatusCode(c.peerCode), c.peerReason
-		if c.peerCode == 0 {
+		if c.peerNoStatus {
 			return StatusNoStatusReceived, "", &CloseError{Code: StatusNoStatusReceived, Remote: true}
 		}
 		if code.Sendable() && utf8.ValidString(reason) {

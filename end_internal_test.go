@@ -20,7 +20,8 @@ func TestClassifyEnd(t *testing.T) {
 		remoteCode StatusCode // for a *CloseError with Remote set
 	}{
 		{"peer closed", endRecord{cause: endCause{peerClose: true, peerCode: 4000, peerReason: "bye"}}, 4000, "bye", nil, 4000},
-		{"peer closed without status", endRecord{cause: endCause{peerClose: true}}, StatusNoStatusReceived, "", nil, StatusNoStatusReceived},
+		{"peer closed without status", endRecord{cause: endCause{peerClose: true, peerNoStatus: true}}, StatusNoStatusReceived, "", nil, StatusNoStatusReceived},
+		{"peer sent status 0", endRecord{cause: endCause{peerClose: true}, sent: sent(StatusProtocolError, "")}, StatusProtocolError, "", ErrProtocol, 0},
 		{"peer sent an unsendable code", endRecord{cause: endCause{peerClose: true, peerCode: 1005}, sent: sent(StatusProtocolError, "")},
 			StatusProtocolError, "", ErrProtocol, 0},
 		{"peer sent invalid UTF-8 reason", endRecord{cause: endCause{peerClose: true, peerCode: 1000, peerReason: "\xff"}, sent: sent(StatusInvalidFramePayloadData, "")},

@@ -74,11 +74,13 @@ type connEvents interface {
 // endCause is why an engine's connection ended, in the engine's words
 // translated to none.
 type endCause struct {
-	// peerClose: the peer sent a close frame with code peerCode (0 when
-	// it had no status) and peerReason.
-	peerClose  bool
-	peerCode   uint16
-	peerReason string
+	// peerClose: the peer sent a close frame with code peerCode and
+	// peerReason; peerNoStatus when the frame had no payload at all (a
+	// status code of 0 is an invalid code, not a missing one).
+	peerClose    bool
+	peerNoStatus bool
+	peerCode     uint16
+	peerReason   string
 	// malformed: the engine could not parse what the peer sent (detail
 	// says what); it has sent 1002.
 	malformed bool

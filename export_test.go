@@ -37,11 +37,12 @@ func (w *frameWatch) Feed(p []byte) (cut, verdict int) {
 
 // WatchedReader returns the transport's reader over c after the upgrade,
 // following frames as a server (masked) or a client would, with a 1 MiB
-// limit; beforeFail runs when trouble is found, before the engine sees it.
-func WatchedReader(c net.Conn, server bool, beforeFail func()) io.Reader {
+// limit; when trouble is found, beforeFail runs, then fail with the close
+// code the connection fails with.
+func WatchedReader(c net.Conn, server bool, beforeFail func(), fail func(code int)) io.Reader {
 	t := &gwsTransport{Conn: c}
 	t.upgraded.Store(true)
-	t.startWatch(frameRules{masked: server, limit: 1 << 20}, func() {}, beforeFail)
+	t.startWatch(frameRules{masked: server, limit: 1 << 20}, func(code StatusCode, _ string) { fail(int(code)) }, beforeFail)
 	return t
 }
 

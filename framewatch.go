@@ -3,26 +3,28 @@ package wschan
 import (
 	"encoding/binary"
 	"unicode/utf8"
+
+	"github.com/wschan/wschan/internal/frame"
 )
 
 // frameWatch follows the frames of the incoming byte stream, as the engine
 // will parse them, so that the channel knows what is coming before the
 // engine acts on it:
 //
-//   - a frame the engine will refuse (reserved bits, opcodes, masking,
+//   - a frame the engine would refuse (reserved bits, opcodes, masking,
 //     continuation order, control frame rules, a length over the limit) is
-//     found at its first byte, so the bytes before it can be handed to the
+//     found in its header, so the bytes before it can be handed to the
 //     engine first: the messages they complete reach the application, which
-//     can still answer them, before the connection is failed (see
-//     netConn.Read and wsconn.awaitDrain);
+//     can still answer them, before the connection is failed, at once and
+//     with the frame's code (1002, 1009), without waiting for a payload the
+//     engine would read first (see gwsTransport.Read, wsconn.awaitDrain);
 //   - invalid UTF-8 in a text message is found as soon as its bytes arrive
 //     rather than when the message is complete (the engine's check). RFC
 //     6455 section 8.1 asks an endpoint to fail the connection "as soon as"
 //     it sees invalid UTF-8; Autobahn cases 6.4.x send a bad fragment or
 //     chop and then wait to see who notices first.
 //
-// It only reads: framing, unmasking for delivery, and every close code stay
-// with the engine. It only validates text that spans more than one read: a
+// Framing and unmasking for delivery stay with the engine. It only validates text that spans more than one read: a
 // message that arrives whole within one read is checked by the engine
 // before anyone sees it, so checking it here would be the same work twice.
 // Compressed messages are checked by the engine after inflating.
@@ -36,6 +38,9 @@ type frameWatch struct {
 	masked  bool
 	maskPos int
 
+	failCode   StatusCode // with frameBad: the code to fail the connection with
+	failReason string
+
 	frameAt int // where the current frame began in this read; 0 if in an earlier one
 	textAt  int // where the open text message began in this read; 0 if in an earlier one
 
@@ -46,10 +51,11 @@ type frameWatch struct {
 	inText    bool // a text message is open (between its first frame and FIN)
 	textFin   bool // the current frame is the text message's last
 	checking  bool // the open text message spans reads: validate as bytes arrive
-	utf       utf8Run
+	utf       frame.UTF8
 
 	segs []seg // this read's payload pieces of the open text message, not yet validated
 
+	done    bool      // a close frame came: nothing after it is followed
 	closing bool      // the current frame is a close frame: its payload is kept
 	ctl     [125]byte // the close frame's payload, unmasked
 	ctlN    int
@@ -85,6 +91,9 @@ type seg struct {
 // harmless, and the trouble starts at or after p[cut]. After a verdict
 // other than frameOK, the watcher must not be fed again.
 func (w *frameWatch) feed(p []byte) (cut int, v verdict) {
+	if w.done {
+		return len(p), frameOK
+	}
 	w.segs = w.segs[:0]
 	w.frameAt, w.textAt = 0, 0
 	for i := 0; i < len(p); {
@@ -97,10 +106,21 @@ func (w *frameWatch) feed(p []byte) (cut int, v verdict) {
 			i++
 			if w.hdrN == w.headerLen() {
 				if !w.startFrame() {
+					if !w.checkDeferred(p) {
+						// Invalid text came first: that is what fails.
+						return w.textAt, textBad
+					}
 					return w.frameAt, frameBad
 				}
 				if w.left == 0 && !w.endFrame() {
 					return w.frameAt, textBad
+				}
+				if w.left == 0 && w.closing { // an empty close frame: the end
+					if !w.checkDeferred(p) {
+						return w.textAt, textBad
+					}
+					w.done = true
+					return len(p), frameOK
 				}
 			}
 			continue
@@ -123,23 +143,45 @@ func (w *frameWatch) feed(p []byte) (cut int, v verdict) {
 		w.left -= uint64(n)
 		i += n
 		if w.left == 0 && !w.endFrame() {
-			if w.closing {
+			if w.closing && w.checkDeferred(p) {
 				return w.frameAt, textBad
 			}
-			return w.textAt, textBad
+			return w.textAt, textBad // invalid text came first
+		}
+		if w.left == 0 && w.closing {
+			// The peer's close frame ends what the engine reads: nothing
+			// after it is followed.
+			if !w.checkDeferred(p) {
+				return w.textAt, textBad
+			}
+			w.done = true
+			return len(p), frameOK
 		}
 	}
 	if w.inText && !w.checking {
 		// The message goes on in the next read: check what came so far,
 		// and from now on every byte as it arrives.
-		w.checking = true
-		for _, s := range w.segs {
-			if !w.check(p, s) {
-				return w.textAt, textBad
-			}
+		if !w.checkDeferred(p) {
+			return w.textAt, textBad
 		}
+		w.checking = true
 	}
 	return len(p), frameOK
+}
+
+// checkDeferred validates the pieces of the open text message that this
+// read brought and that were not checked yet.
+func (w *frameWatch) checkDeferred(p []byte) bool {
+	if !w.inText || w.checking {
+		return true
+	}
+	for _, s := range w.segs {
+		if !w.check(p, s) {
+			return false
+		}
+	}
+	w.segs = w.segs[:0]
+	return true
 }
 
 // inPayload reports whether a header has been read and its payload is
@@ -194,7 +236,7 @@ func (w *frameWatch) startFrame() bool {
 	w.closing, w.ctlN = op == 0x8, 0
 	switch {
 	case op == 0x1: // a new text message
-		w.inText, w.checking, w.utf = !rsv1, false, utf8Run{}
+		w.inText, w.checking, w.utf = !rsv1, false, frame.UTF8{}
 		w.segs = w.segs[:0]
 		w.textAt = w.frameAt
 		w.frameText, w.textFin = w.inText, fin
@@ -207,32 +249,45 @@ func (w *frameWatch) startFrame() bool {
 }
 
 // accepts applies the engine's checks on a frame header, in its order, and
-// keeps the fragmentation state the engine keeps.
+// keeps the fragmentation state the engine keeps. When it refuses, it sets
+// failCode and failReason.
 func (w *frameWatch) accepts(fin, rsv bool, op byte) bool {
 	r := w.rules
+	bad := func(code StatusCode, reason string) bool {
+		w.failCode, w.failReason = code, reason
+		return false
+	}
 	switch {
+	case w.left>>63 != 0:
+		return bad(StatusProtocolError, "frame length with the most significant bit set")
 	case w.left > r.limit:
-		return false // 1009; a length with the top bit set makes the engine panic (1002)
+		return bad(StatusMessageTooBig, "message too big")
 	case rsv && !r.deflate:
-		return false
+		return bad(StatusProtocolError, "reserved bits set")
+	case w.masked != r.masked && r.masked:
+		return bad(StatusProtocolError, "unmasked frame from a client")
 	case w.masked != r.masked:
-		return false
-	case op >= 0x8: // control: whole, short, and one of close, ping, pong
-		return fin && w.left <= 125 && op <= 0xa
-	case op > 0x2: // reserved non-control opcodes
-		return false
+		return bad(StatusProtocolError, "masked frame from a server")
+	case op >= 0x8 && op > 0xa, op > 0x2 && op < 0x8:
+		return bad(StatusProtocolError, "reserved opcode")
+	case op >= 0x8 && !fin:
+		return bad(StatusProtocolError, "fragmented control frame")
+	case op >= 0x8 && w.hdr[1]&0x7f > 125: // over 125, or not in the shortest form
+		return bad(StatusProtocolError, "control frame over 125 bytes")
+	case op >= 0x8:
+		return true
 	case op == 0x0: // continuation
 		if !w.fragOpen {
-			return false
+			return bad(StatusProtocolError, "continuation with nothing to continue")
 		}
 		w.fragLen += w.left
 		if w.fragLen > r.limit {
-			return false
+			return bad(StatusMessageTooBig, "message too big")
 		}
 		w.fragOpen = !fin
 	default: // a new text or binary message
 		if w.fragOpen {
-			return false
+			return bad(StatusProtocolError, "new message inside a fragmented one")
 		}
 		w.fragOpen, w.fragLen = !fin, w.left
 	}
@@ -261,7 +316,7 @@ func (w *frameWatch) endFrame() bool {
 		return w.ctlN <= 2 || utf8.Valid(w.ctl[2:w.ctlN])
 	}
 	if w.frameText && w.textFin {
-		ok := !w.checking || w.utf.need == 0
+		ok := !w.checking || w.utf.Complete()
 		w.inText, w.checking = false, false
 		w.segs = w.segs[:0] // complete within this read: the engine checks it
 		w.frameText = false
@@ -277,7 +332,7 @@ func (w *frameWatch) endFrame() bool {
 func (w *frameWatch) check(p []byte, s seg) bool {
 	b := p[s.off : s.off+s.n]
 	if !s.masked {
-		return w.utf.feed(b)
+		return w.utf.Feed(b)
 	}
 	var keys [4]uint64 // the mask as a word, for each starting phase
 	for ph := range keys {
@@ -290,7 +345,7 @@ func (w *frameWatch) check(p []byte, s seg) bool {
 	var buf [512]byte
 	pos := s.maskPos
 	for len(b) > 0 {
-		if w.utf.need == 0 {
+		if w.utf.Complete() {
 			i := 0
 			for i+8 <= len(b) && (binary.LittleEndian.Uint64(b[i:])^keys[(pos+i)&3])&0x8080808080808080 == 0 {
 				i += 8
@@ -303,7 +358,7 @@ func (w *frameWatch) check(p []byte, s seg) bool {
 		}
 		n := copy(buf[:], b)
 		unmask(buf[:n], s.mask, pos)
-		if !w.utf.feed(buf[:n]) {
+		if !w.utf.Feed(buf[:n]) {
 			return false
 		}
 		pos = (pos + n) & 3
@@ -326,95 +381,4 @@ func unmask(b []byte, key [4]byte, pos int) {
 	for ; i < len(b); i++ {
 		b[i] ^= key[(pos+i)&3]
 	}
-}
-
-// utf8Run validates UTF-8 incrementally: a sequence may be split between
-// calls; an invalid byte is reported at once.
-type utf8Run struct {
-	need   uint8 // continuation bytes still expected
-	lo, hi byte  // allowed range of the next continuation byte
-}
-
-func (u *utf8Run) feed(b []byte) bool {
-	for u.need > 0 && len(b) > 0 { // finish a sequence split at the last call
-		if !u.step(b[0]) {
-			return false
-		}
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return true
-	}
-	cut := completeLen(b)
-	if !utf8.Valid(b[:cut]) {
-		return false
-	}
-	for _, c := range b[cut:] {
-		if !u.step(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// step takes one byte of a sequence.
-func (u *utf8Run) step(c byte) bool {
-	if u.need > 0 {
-		if c < u.lo || c > u.hi {
-			return false
-		}
-		u.need--
-		u.lo, u.hi = 0x80, 0xbf
-		return true
-	}
-	switch {
-	case c < 0x80:
-	case c >= 0xc2 && c <= 0xdf:
-		u.need, u.lo, u.hi = 1, 0x80, 0xbf
-	case c == 0xe0:
-		u.need, u.lo, u.hi = 2, 0xa0, 0xbf
-	case c >= 0xe1 && c <= 0xec, c == 0xee, c == 0xef:
-		u.need, u.lo, u.hi = 2, 0x80, 0xbf
-	case c == 0xed:
-		u.need, u.lo, u.hi = 2, 0x80, 0x9f
-	case c == 0xf0:
-		u.need, u.lo, u.hi = 3, 0x90, 0xbf
-	case c >= 0xf1 && c <= 0xf3:
-		u.need, u.lo, u.hi = 3, 0x80, 0xbf
-	case c == 0xf4:
-		u.need, u.lo, u.hi = 3, 0x80, 0x8f
-	default:
-		return false
-	}
-	return true
-}
-
-// completeLen returns how much of b, from the start, ends on a complete
-// sequence: all of it, or up to a last sequence that b cuts short.
-func completeLen(b []byte) int {
-	for k := len(b) - 1; k >= 0 && k >= len(b)-utf8.UTFMax; k-- {
-		c := b[k]
-		if c < 0x80 {
-			return len(b)
-		}
-		if !utf8.RuneStart(c) {
-			continue
-		}
-		var l int
-		switch {
-		case c&0xe0 == 0xc0:
-			l = 2
-		case c&0xf0 == 0xe0:
-			l = 3
-		case c&0xf8 == 0xf0:
-			l = 4
-		default:
-			return len(b) // not a lead byte: invalid either way
-		}
-		if k+l <= len(b) {
-			return len(b)
-		}
-		return k
-	}
-	return len(b)
 }

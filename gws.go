@@ -47,7 +47,7 @@ func newGWSConn(ws *gws.Conn, t *gwsTransport, server, deflate bool, readLimit i
 
 func (g *gwsConn) bind(ev connEvents) {
 	g.ev = ev
-	g.t.startWatch(g.rules, func() { _ = g.writeClose(StatusInvalidFramePayloadData, "invalid UTF-8") }, ev.drain)
+	g.t.startWatch(g.rules, func(code StatusCode, reason string) { _ = g.writeClose(code, reason) }, ev.drain)
 }
 
 func (g *gwsConn) serve() {
@@ -159,6 +159,13 @@ func (handler) OnClose(s *gws.Conn, err error) {
 	var gce *gws.CloseError
 	if errors.As(err, &gce) { // the peer sent a close frame
 		cause = endCause{peerClose: true, peerCode: gce.Code, peerReason: string(gce.Reason)}
+		if gce.Code == 0 {
+			// The engine reports an empty payload and a status of 0 alike;
+			// it answers the first with an empty close frame, the second
+			// with 1002.
+			sent, _, _ := gwsOf(s).sentClose()
+			cause.peerNoStatus = sent != StatusProtocolError
+		}
 	} else {
 		cause.err = err
 	}

@@ -59,15 +59,16 @@ type handshakeIO struct {
 }
 
 // readGuard follows incoming frames (see frameWatch); it is used only by
-// the read loop's goroutine. When the watcher finds trouble, the bytes
-// from the cut on wait in held until the bytes before have been handled:
-// badText fails the connection with 1007, beforeFail lets the stream drain
-// before the engine sees a frame it will fail the connection for.
+// the read loop's goroutine. When the watcher finds trouble, the read
+// returns the bytes before it; the next read (the engine has handled
+// those bytes) runs beforeFail, which lets the stream drain, then fail,
+// which fails the connection with the trouble's code, and ends the
+// engine's read loop. Nothing more is read from the socket.
 type readGuard struct {
 	watch      *frameWatch
-	badText    func()
+	fail       func(code StatusCode, reason string)
 	beforeFail func()
-	held       *heldBytes
+	trouble    *trouble
 }
 
 // closeLedger records the close frames of one connection: the one the
@@ -82,17 +83,16 @@ type closeLedger struct {
 	ownReason  string
 }
 
-// heldBytes is what a read brought from the first troublesome byte on.
-type heldBytes struct {
-	v        verdict
-	rest     []byte
-	err      error // the read's error, returned once rest is served
-	released bool  // beforeFail has run
+// trouble is what the watcher found: the connection fails with code.
+type trouble struct {
+	code   StatusCode
+	reason string
+	failed bool // fail has run
 }
 
 func (c *gwsTransport) Read(p []byte) (n int, err error) {
-	if c.guard.held != nil {
-		return c.readHeld(p)
+	if c.guard.trouble != nil {
+		return c.readTrouble()
 	}
 	if len(c.hs.pre) > 0 {
 		n = copy(p, c.hs.pre)
@@ -111,43 +111,34 @@ func (c *gwsTransport) Read(p []byte) (n int, err error) {
 	}
 	if c.guard.watch != nil && n > 0 {
 		if cut, v := c.guard.watch.feed(p[:n]); v != frameOK {
+			w := c.guard.watch
 			c.guard.watch = nil
-			c.guard.held = &heldBytes{v: v, rest: bytes.Clone(p[cut:n]), err: err}
+			tr := &trouble{code: w.failCode, reason: w.failReason}
+			if v == textBad {
+				tr.code, tr.reason = StatusInvalidFramePayloadData, "invalid UTF-8"
+			}
+			c.guard.trouble = tr
 			if cut > 0 {
 				return cut, nil
 			}
-			return c.readHeld(p)
+			return c.readTrouble()
 		}
 	}
 	return n, err
 }
 
-// readHeld serves the bytes held back at trouble, once the bytes before
-// them have been handled (the engine reads again only then).
-func (c *gwsTransport) readHeld(p []byte) (int, error) {
-	h := c.guard.held
-	if !h.released {
-		h.released = true
+// readTrouble fails the connection once the bytes before the trouble
+// have been handled (the engine reads again only then).
+func (c *gwsTransport) readTrouble() (int, error) {
+	tr := c.guard.trouble
+	if !tr.failed {
+		tr.failed = true
 		if c.guard.beforeFail != nil {
 			c.guard.beforeFail()
 		}
-		if h.v == textBad {
-			c.guard.badText()
-		}
+		c.guard.fail(tr.code, tr.reason)
 	}
-	if h.v == textBad {
-		return 0, errBadText
-	}
-	if len(h.rest) > 0 {
-		n := copy(p, h.rest)
-		h.rest = h.rest[n:]
-		return n, nil
-	}
-	c.guard.held = nil
-	if h.err != nil {
-		return 0, h.err
-	}
-	return c.Read(p)
+	return 0, errFailed
 }
 
 // cutResponse stops a client's read at the end of the handshake response's
@@ -174,14 +165,14 @@ func (c *handshakeIO) cutResponse(b []byte) int {
 }
 
 // startWatch follows incoming frames from now on (the handshake is over).
-func (c *gwsTransport) startWatch(rules frameRules, badText, beforeFail func()) {
+func (c *gwsTransport) startWatch(rules frameRules, fail func(StatusCode, string), beforeFail func()) {
 	c.guard.watch = &frameWatch{rules: rules}
-	c.guard.badText, c.guard.beforeFail = badText, beforeFail
+	c.guard.fail, c.guard.beforeFail = fail, beforeFail
 }
 
-// errBadText ends the engine's read loop once badText has failed the
-// connection with 1007.
-var errBadText = errors.New("wschan: invalid UTF-8 in text message")
+// errFailed ends the engine's read loop once the guard has failed the
+// connection.
+var errFailed = errors.New("wschan: connection failed for what the peer sent")
 
 func (c *gwsTransport) Write(p []byte) (int, error) {
 	if !c.upgraded.Load() {

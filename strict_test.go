@@ -292,24 +292,36 @@ func TestStrictStopsReading(t *testing.T) {
 			}
 			waiting := make(chan struct{})
 			release := make(chan struct{})
-			r := wschan.WatchedReader(conn, server, func() { close(waiting); <-release })
+			failed := make(chan int, 1)
+			r := wschan.WatchedReader(conn, server, func() { close(waiting); <-release }, func(code int) { failed <- code })
 			buf := make([]byte, 4096)
 			n, err := r.Read(buf)
 			if err != nil || n != len(stream)-len(wstest.Frame{Fin: true, RSV: 2, Opcode: opText, Masked: server, Payload: []byte("bad")}.Encode()) {
 				t.Fatalf("first read gave %d bytes (%v): want exactly the valid frame", n, err)
 			}
-			done := make(chan int)
+			done := make(chan error)
 			go func() {
-				n, _ := r.Read(buf)
-				done <- n
+				_, err := r.Read(buf)
+				done <- err
 			}()
 			<-waiting
 			if conn.reads != 1 {
 				t.Fatalf("%d socket reads while the stream drains, want 1", conn.reads)
 			}
+			select {
+			case code := <-failed:
+				t.Fatalf("failed with %d before the stream drained", code)
+			default:
+			}
 			close(release)
-			if n := <-done; n == 0 || buf[0]&0x70 != 0x20 {
-				t.Fatalf("after the drain the engine gets %d bytes starting %#x, want the held frame", n, buf[0])
+			if err := <-done; err == nil {
+				t.Fatal("the read after the drain succeeded: want the connection failed")
+			}
+			if code := <-failed; code != 1002 {
+				t.Fatalf("failed with %d, want 1002", code)
+			}
+			if conn.reads != 1 {
+				t.Fatalf("%d socket reads in all, want 1", conn.reads)
 			}
 		})
 	}
