@@ -22,13 +22,13 @@ type wsconn struct {
 	k        keepalive
 	protocol string
 
-	localClose atomic.Bool   // this side started the closing handshake
-	blocked    atomic.Bool   // the read loop waits for the stream's consumer
-	inCallback atomic.Bool   // the read loop is inside an OnMessage or OnPing callback
-	aborted    atomic.Value  // error: a Send's context ended mid-write
-	sem        chan struct{} // one Send writes at a time
-	sendEnd    atomic.Int64  // monotime the last Send's turn ended
-	resumed    atomic.Int64  // monotime the read loop last stopped waiting for the consumer
+	localClose atomic.Bool           // this side started the closing handshake
+	blocked    atomic.Bool           // the read loop waits for the stream's consumer
+	inCallback atomic.Bool           // the read loop is inside an OnMessage or OnPing callback
+	aborted    atomic.Pointer[error] // a Send's context ended mid-write: why; nil if none
+	sem        chan struct{}         // one Send writes at a time
+	sendEnd    atomic.Int64          // monotime the last Send's turn ended
+	resumed    atomic.Int64          // monotime the read loop last stopped waiting for the consumer
 
 	streamed bool          // the read loop has put messages in the stream (read loop only)
 	failed   bool          // this side failed the connection: nothing more is processed (read loop only)
@@ -208,7 +208,8 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(fired)
-		c.aborted.Store(ctx.Err())
+		err := ctx.Err()
+		c.aborted.Store(&err)
 		_ = c.e.setWriteDeadline(time.Unix(1, 0))
 	})
 	err := c.e.writeMessage(typ, data)
@@ -218,7 +219,7 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 			// The frame went out whole before the deadline took effect:
 			// take the deadline back, the connection is fine.
 			_ = c.e.setWriteDeadline(time.Time{})
-			c.aborted.Store(errNotAborted)
+			c.aborted.Store(nil)
 			return nil
 		}
 		return fmt.Errorf("wschan: send: %w", ctx.Err())
@@ -234,9 +235,6 @@ func (c *wsconn) releaseSend() {
 	c.sendEnd.Store(monotime())
 	<-c.sem
 }
-
-// errNotAborted clears wsconn.aborted (an atomic.Value cannot hold nil).
-var errNotAborted = errors.New("not aborted")
 
 func (c *wsconn) sendErr(err error) error {
 	select {
@@ -288,8 +286,8 @@ func (c *wsconn) end(cause endCause) {
 	c.k.wait()
 	r := endRecord{cause: cause, localClose: c.localClose.Load(), timedOut: c.k.timedOut.Load(),
 		pingTimeout: c.ch.set.pingTimeout}
-	if a, ok := c.aborted.Load().(error); ok && a != errNotAborted {
-		r.aborted = a
+	if a := c.aborted.Load(); a != nil {
+		r.aborted = *a
 	}
 	r.sent.code, r.sent.reason, r.sent.ok = c.e.sentClose()
 	r.intended.code, r.intended.reason, r.intended.ok = c.e.intendedClose()

@@ -171,7 +171,7 @@ func (ls *liveServer) start() error {
 	if !ls.routed {
 		addr = &ls.backend
 	}
-	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 2 * time.Second})
+	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 15 * time.Second}) // a graceful window, even for a browser on a busy machine
 	if err != nil {
 		return err
 	}
