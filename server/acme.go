@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -98,7 +99,7 @@ func newACME(c Config) (*acmeTLS, error) {
 		dir:       dir,
 		httpsPort: port,
 		log:       c.Logger,
-		checks:    acmeCheckEvery,
+		checks:    cmp.Or(c.acmeCheckEvery, acmeCheckEvery),
 		ctx:       ctx,
 		cancel:    cancel,
 		fails:     map[string]*acmeFailure{},

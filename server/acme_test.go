@@ -279,6 +279,35 @@ func TestACMERenewal(t *testing.T) {
 	again.echoOverWSS(t, roots)
 }
 
+// TestACMERenewalFails makes the stored certificate nearly expired and
+// the CA unreachable: the server keeps serving the old certificate and
+// warns, in plain words, that it is not renewed.
+func TestACMERenewalFails(t *testing.T) {
+	t.Parallel()
+	as := freeAddrs(t, 3)
+	https, plain, closed := as[0], as[1], as[2]
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: pebbletest.Port(t, closed), TLSPort: pebbletest.Port(t, https)})
+	dir := t.TempDir()
+	srv := startACME(t, acmeConfig(ca, https, plain, dir))
+	srv.waitLog(t, "acme: obtained a certificate for "+acmeName)
+	srv.stop()
+	ca.Stop()
+
+	nearExpiry(t, filepath.Join(dir, acmeName))
+	again := startACME(t, server.WithACMECheck(acmeConfig(ca, https, plain, dir), 50*time.Millisecond))
+	again.waitLog(t, "acme: the certificate for "+acmeName+" is not renewed yet and expires at")
+	again.waitLog(t, "the CA's last error: the CA at "+ca.Directory+" is unreachable")
+	d := &tls.Dialer{Config: &tls.Config{ServerName: acmeName, InsecureSkipVerify: true}}
+	c, err := d.DialContext(t.Context(), "tcp", https)
+	if err != nil {
+		t.Fatalf("the old certificate is not served: %v", err)
+	}
+	defer c.Close()
+	if got := c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 99 {
+		t.Fatalf("served serial %d, want the stored 99", got)
+	}
+}
+
 // nearExpiry replaces the certificate autocert stored in file (PEM: the
 // key, then the chain) with one for the same key and name that has an
 // hour left of a 90-day life, signed by a throwaway CA.

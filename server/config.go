@@ -99,6 +99,8 @@ type Config struct {
 	DrainTimeout time.Duration // on shutdown, how long to wait for clients to close after 1001; default 10s
 
 	Logger *slog.Logger // connection and server logs; nil discards
+
+	acmeCheckEvery time.Duration // how often to check that ACME renewal happened; default acmeCheckEvery (tests set it)
 }
 
 // Defaults for Config.
