@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/wschan/wschan/rooms"
+	"golang.org/x/net/idna"
 )
 
 // Config is everything `wschan serve` can be told. The zero value of a
@@ -77,9 +82,25 @@ type Config struct {
 	TLSCert, TLSKey string // serve https/wss with this certificate and key (PEM files)
 	TLSSelfSigned   bool   // serve https/wss with a certificate generated in memory for localhost
 
+	// ACMEDomains turns on automatic HTTPS: Addr serves https/wss with
+	// certificates for these DNS names, obtained from an ACME CA (ACMECA)
+	// and renewed when a third of their lifetime is left, by the
+	// TLS-ALPN-01 challenge on Addr or the HTTP-01 challenge on HTTPAddr.
+	// Setting it accepts the CA's terms of service. Excludes TLSCert and
+	// TLSSelfSigned. Default none: no ACME, and the other ACME fields
+	// must be empty.
+	ACMEDomains []string
+	ACMEEmail   string // contact address the CA may write to about expiry and policy; default none
+	ACMECA      string // the CA's ACME directory URL (https); default DefaultACMECA, Let's Encrypt production
+	ACMECARoot  string // PEM file with the root certificate(s) to trust for the CA's own HTTPS (a private CA); default the system's roots
+	ACMEDir     string // directory for the ACME account key and certificates, created 0700; default <os.UserCacheDir()>/wschan/acme
+	HTTPAddr    string // with ACME: plain-HTTP listen address for HTTP-01 challenges and /healthz, redirecting all else to https; default ":80"
+
 	DrainTimeout time.Duration // on shutdown, how long to wait for clients to close after 1001; default 10s
 
 	Logger *slog.Logger // connection and server logs; nil discards
+
+	acmeCheckEvery time.Duration // how often to check that ACME renewal happened; default acmeCheckEvery (tests set it)
 }
 
 // Defaults for Config.
@@ -98,6 +119,8 @@ const (
 	DefaultMaxRoomMembers   = rooms.DefaultMaxMembers
 	DefaultMaxRooms         = rooms.DefaultMaxRooms
 	DefaultRoomQueue        = rooms.DefaultQueueSize
+	DefaultACMECA           = "https://acme-v02.api.letsencrypt.org/directory" // Let's Encrypt production
+	DefaultHTTPAddr         = ":80"
 	maxScenarioDelay        = 30 * time.Second
 	maxGreeting             = 64 << 10
 )
@@ -147,6 +170,21 @@ func (c Config) withDefaults() Config {
 	def(&c.DrainTimeout, DefaultDrainTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(c.ACMEDomains) > 0 {
+		ds := make([]string, 0, len(c.ACMEDomains))
+		for _, d := range c.ACMEDomains {
+			if a, err := acmeDomain(d); err == nil && !slices.Contains(ds, a) {
+				ds = append(ds, a)
+			}
+		}
+		c.ACMEDomains = ds
+		if c.ACMECA == "" {
+			c.ACMECA = DefaultACMECA
+		}
+		if c.HTTPAddr == "" {
+			c.HTTPAddr = DefaultHTTPAddr
+		}
 	}
 	return c
 }
@@ -205,6 +243,9 @@ func (c Config) Validate() error {
 	if c.TLSSelfSigned && c.TLSCert != "" {
 		return bad("--tls-self-signed and --tls-cert exclude each other")
 	}
+	if err := c.validateACME(); err != nil {
+		return err
+	}
 	if !utf8.ValidString(c.Greeting) {
 		return bad("--greeting must be UTF-8 text (it is sent as a text message)")
 	}
@@ -212,4 +253,99 @@ func (c Config) Validate() error {
 		return bad("--greeting is longer than %d bytes", maxGreeting)
 	}
 	return nil
+}
+
+// validateACME checks the ACME fields without touching the disk or the
+// network; New checks ACMEDir and ACMECARoot.
+func (c Config) validateACME() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if len(c.ACMEDomains) == 0 {
+		for _, f := range []struct{ flag, v string }{
+			{"--acme-email", c.ACMEEmail}, {"--acme-ca", c.ACMECA}, {"--acme-ca-root", c.ACMECARoot},
+			{"--acme-dir", c.ACMEDir}, {"--http-addr", c.HTTPAddr},
+		} {
+			if f.v != "" {
+				return bad("%s needs --acme-domain: it only applies to automatic HTTPS", f.flag)
+			}
+		}
+		return nil
+	}
+	if c.TLSCert != "" {
+		return bad("--acme-domain and --tls-cert exclude each other: with ACME the server obtains its certificate itself")
+	}
+	if c.TLSSelfSigned {
+		return bad("--acme-domain and --tls-self-signed exclude each other: with ACME the server obtains its certificate itself")
+	}
+	for _, d := range c.ACMEDomains {
+		if _, err := acmeDomain(d); err != nil {
+			return bad("--acme-domain %q is not a valid DNS name: %v", d, err)
+		}
+	}
+	if c.ACMECA != "" {
+		u, err := url.Parse(c.ACMECA)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return bad("--acme-ca %q is not the https:// URL of an ACME directory (for example %s)", c.ACMECA, DefaultACMECA)
+		}
+	}
+	if c.ACMEEmail != "" {
+		if a, err := mail.ParseAddress(c.ACMEEmail); err != nil || a.Address != c.ACMEEmail {
+			return bad("--acme-email %q is not an email address such as admin@example.com", c.ACMEEmail)
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return bad("--http-addr %q is not host:port (for example :80)", c.HTTPAddr)
+		}
+		if c.HTTPAddr == c.Addr {
+			return bad("--http-addr and --addr are both %s: plain HTTP and HTTPS need ports of their own", c.HTTPAddr)
+		}
+	}
+	return nil
+}
+
+// acmeDomain returns d as an ACME CA wants it (lower case, ASCII, no
+// final dot), or says why it is not a DNS name a CA can issue for with
+// HTTP-01 or TLS-ALPN-01.
+func acmeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	switch {
+	case d == "":
+		return "", errors.New("it is empty")
+	case strings.Contains(d, "*"):
+		return "", errors.New("wildcard names need the DNS-01 challenge, which wschan does not do; list each name")
+	}
+	if _, err := netip.ParseAddr(d); err == nil {
+		return "", errors.New("it is an IP address; ACME CAs such as Let's Encrypt issue for names")
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil {
+		return "", errors.New("it holds characters a host name cannot have")
+	}
+	a = strings.ToLower(a)
+	if len(a) > 253 {
+		return "", errors.New("it is longer than 253 characters")
+	}
+	labels := strings.Split(a, ".")
+	if len(labels) < 2 {
+		return "", errors.New("it needs at least one dot, as in ws.example.com")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return "", errors.New("each dot-separated part must be 1 to 63 characters long")
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "", fmt.Errorf("the part %q starts or ends with '-'", l)
+		}
+		for _, r := range l {
+			if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
+				return "", fmt.Errorf("the part %q holds %q: only letters, digits and '-' are allowed", l, r)
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "", errors.New("its last part is all digits")
+	}
+	return a, nil
 }

@@ -19,6 +19,16 @@
 // Config.ProxyProtocol reads PROXY protocol v1/v2 headers from them; limits,
 // logs and metrics then use the real client's address.
 //
+// Automatic HTTPS: with Config.ACMEDomains the server obtains and renews
+// its certificates from an ACME CA (Let's Encrypt by default), answering
+// TLS-ALPN-01 on Addr and HTTP-01 on a plain-HTTP listener (HTTPAddr) that
+// also serves /healthz and redirects the rest to https. It uses
+// golang.org/x/crypto/acme/autocert rather than caddyserver/certmagic:
+// two small modules instead of a dozen (zap, acmez, libdns, miekg/dns),
+// and no package-level state; acme.go adds what autocert lacks for a
+// public server: a wait between failed attempts, the CA's errors in the
+// log in plain words, issuance at start, and a check that renewal happens.
+//
 // It accepts any Origin by default: it holds no credentials or per-user
 // state, so a page on another site gains nothing by using a visitor's
 // browser against it. Restrict it with Config.AllowedOrigins when it does.
@@ -33,5 +43,6 @@
 // with Go and process collectors), golang.org/x/time/rate for the
 // per-connection token bucket, and github.com/pires/go-proxyproto for the
 // PROXY protocol (v1 and v2, with per-peer policies, a header timeout and
-// bounded header sizes; the library Caddy and Traefik use).
+// bounded header sizes; the library Caddy and Traefik use), and
+// golang.org/x/crypto/acme/autocert for ACME (see above).
 package server

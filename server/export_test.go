@@ -3,7 +3,14 @@ package server
 import (
 	"net/http"
 	"net/netip"
+	"time"
 )
+
+// WithACMECheck returns c checking every d that ACME renewal happened.
+func WithACMECheck(c Config, d time.Duration) Config {
+	c.acmeCheckEvery = d
+	return c
+}
 
 // ParseXFF, ParseForwarded and ParseXRealIP export the forwarding header
 // parsers to the tests.

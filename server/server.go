@@ -21,12 +21,14 @@ import (
 // Server is the echo server. Create it with New, start it with Run (or
 // Listen and Serve); it drains with 1001 when its context ends.
 type Server struct {
-	cfg Config
-	tls *tls.Config // nil for plain HTTP
-	log *slog.Logger
-	m   *metrics
-	mux *http.ServeMux
-	hub *rooms.Hub // the rooms of /ws/room/{name}; closed at the end of Serve
+	cfg    Config
+	tls    *tls.Config  // nil for plain HTTP
+	acme   *acmeTLS     // automatic HTTPS; nil without ACMEDomains
+	httpLn net.Listener // with ACME: the HTTPAddr listener opened by Listen, for Serve
+	log    *slog.Logger
+	m      *metrics
+	mux    *http.ServeMux
+	hub    *rooms.Hub // the rooms of /ws/room/{name}; closed at the end of Serve
 
 	trusted  trustedSet
 	draining atomic.Bool
@@ -53,7 +55,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var a *acmeTLS
+	if len(cfg.ACMEDomains) > 0 {
+		if a, err = newACME(cfg); err != nil {
+			return nil, err
+		}
+		tlsCfg = a.tlsConfig()
+	}
 	s := &Server{
+		acme:     a,
 		tls:      tlsCfg,
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -115,15 +125,32 @@ func (s *Server) routes() {
 	s.mux = mux
 }
 
-// Listen opens the configured address.
+// Listen opens the configured address. With ACME it also opens HTTPAddr,
+// which Serve then serves; Listen and Serve are not for concurrent use.
 func (s *Server) Listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := listen(s.cfg.Addr, "--addr")
+	if err != nil {
+		return nil, err
+	}
+	if s.acme != nil {
+		hln, err := listen(s.cfg.HTTPAddr, "--http-addr")
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.httpLn = hln
+	}
+	return ln, nil
+}
+
+func listen(addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		var se *net.OpError
 		if errors.As(err, &se) && errors.Is(err, errAddrInUse()) {
-			return nil, fmt.Errorf("listen on %s: the address is already in use: stop the other server or pick another port with --addr: %w", s.cfg.Addr, err)
+			return nil, fmt.Errorf("listen on %s: the address is already in use: stop the other server or pick another port with %s: %w", addr, flag, err)
 		}
-		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
 }
@@ -141,7 +168,55 @@ func (s *Server) Run(ctx context.Context) error {
 // ready, sends every open WebSocket 1001 "going away", waits up to
 // DrainTimeout for them to close, and returns nil (or the error that
 // stopped serving early).
+//
+// With ACME it also serves HTTPAddr (opening it unless Listen did),
+// obtains the missing certificates in the background, and logs what the
+// CA says; a Server whose Serve has returned does not talk to the CA
+// again, so serving again needs a new Server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.acme == nil {
+		return s.serve(ctx, ln)
+	}
+	hln := s.httpLn
+	s.httpLn = nil
+	if hln == nil {
+		var err error
+		if hln, err = listen(s.cfg.HTTPAddr, "--http-addr"); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	if s.cfg.ProxyProtocol {
+		hln = s.proxyListener(hln)
+	}
+	hs := &http.Server{
+		Handler:           s.acme.httpHandler(s.mux),
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.log.Info("listening for ACME HTTP-01 challenges and health checks; redirecting the rest to https", "addr", hln.Addr().String(), "domains", s.cfg.ACMEDomains, "ca", s.cfg.ACMECA)
+	var wg sync.WaitGroup
+	actx, stop := context.WithCancel(ctx)
+	httpErr := make(chan error, 1)
+	wg.Go(func() { httpErr <- hs.Serve(hln) })
+	wg.Go(func() { s.acme.run(actx) })
+	err := s.serve(actx, ln)
+	stop()
+	s.acme.close()
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	_ = hs.Shutdown(dctx)
+	wg.Wait()
+	if herr := <-httpErr; err == nil && herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		err = fmt.Errorf("serve %s: %w", s.cfg.HTTPAddr, herr)
+	}
+	return err
+}
+
+// serve is Serve on the main listener.
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	tlsCfg := s.tls
 	scheme := "http"
 	if s.cfg.ProxyProtocol {

@@ -60,7 +60,8 @@ func (o *serveOptions) command() *cobra.Command {
   wschan serve --max-room-members 50      # then connect to ws://127.0.0.1:8080/ws/room/lobby
   wschan serve --addr :8080 --greeting 'hello from wschan'
   WSCHAN_ADDR=0.0.0.0:9000 wschan serve --log-format json
-  wschan serve --tls-self-signed          # wss://localhost:8080/ws`,
+  wschan serve --tls-self-signed          # wss://localhost:8080/ws
+  wschan serve --addr :443 --acme-domain ws.example.com --acme-email you@example.com`,
 		Args: cobra.NoArgs,
 	}
 	// Defaults in one place; the flags show them in --help.
@@ -156,6 +157,18 @@ func (o *serveOptions) command() *cobra.Command {
 		"PEM private key `file` for --tls-cert")
 	boolVar(&c.TLSSelfSigned, "tls-self-signed",
 		"serve https:// and wss:// with a certificate made in memory for localhost; clients must skip verification (default off)")
+	fs.StringSliceVar(&c.ACMEDomains, name("acme-domain"), nil,
+		"automatic HTTPS: obtain and renew a certificate for this DNS `name` from an ACME CA and serve https:// and wss:// on --addr; repeat the flag or separate names with commas (see \"Automatic HTTPS\" above)")
+	fs.StringVar(&c.ACMEEmail, name("acme-email"), "",
+		"contact `address` the CA may write to about expiring certificates (default none)")
+	fs.StringVar(&c.ACMECA, name("acme-ca"), "",
+		"ACME directory `URL` of the CA (default Let's Encrypt: "+server.DefaultACMECA+")")
+	fs.StringVar(&c.ACMECARoot, name("acme-ca-root"), "",
+		"PEM root certificate `file` to trust for a private ACME CA's own HTTPS (default: the system's roots)")
+	fs.StringVar(&c.ACMEDir, name("acme-dir"), "",
+		"`directory` for the ACME account key and certificates, kept across restarts (default: wschan/acme in the user's cache directory)")
+	fs.StringVar(&c.HTTPAddr, name("http-addr"), "",
+		"with --acme-domain: plain-HTTP listen address `host:port` for HTTP-01 challenges and /healthz; everything else is redirected to https (default \":80\")")
 	fs.Var(durationValue(&c.DrainTimeout, false), name("drain-timeout"),
 		"on shutdown, how long to wait for clients to close after 1001 \"going away\"")
 
@@ -218,6 +231,18 @@ anyone else closes the connection.
 Rooms: a member that does not keep up is closed with 1008 "too slow" once
 --room-queue messages wait for it, so it never slows the room; the message
 size, rate and connection limits apply to members as to echo clients.
+
+Automatic HTTPS: with --acme-domain ws.example.com (the name's DNS must
+point at this machine) the server gets a certificate from Let's Encrypt
+(or --acme-ca) when it starts, renews it when a third of its life is left,
+and keeps it in --acme-dir, so a restart does not ask again. --addr is
+then the HTTPS listener (use --addr :443) and --http-addr (default :80)
+answers the CA's HTTP-01 challenges and /healthz and redirects everything
+else to https; TLS-ALPN-01 is answered on --addr. Using it accepts the
+CA's terms of service. What the CA refuses (rate limit, a name it will
+not issue for, no answer) is logged in plain words; the server keeps
+serving /healthz and any certificate it has, and tries again after a
+wait (1 minute, doubling to 1 hour, or what the CA asks).
 
 Origins: any origin is allowed by default, because the server holds no
 credentials or per-user state: a page on another site gains nothing by
@@ -300,6 +325,9 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 	}
 	if o.logFormat == "text" {
 		ws, page := urls(ln.Addr(), cfg.TLSCert != "" || cfg.TLSSelfSigned)
+		if len(cfg.ACMEDomains) > 0 {
+			ws, page = acmeURLs(cfg.ACMEDomains[0], ln.Addr())
+		}
 		fmt.Fprintf(stderr, "wschan serve: echo server on %s, page at %s (Ctrl+C to stop)\n", ws, page)
 	}
 	if err := srv.Serve(cmd.Context(), ln); err != nil {
@@ -374,6 +402,16 @@ func urls(addr net.Addr, tls bool) (ws, page string) {
 		return "wss://" + hp + "/ws", "https://" + hp + "/"
 	}
 	return "ws://" + hp + "/ws", "http://" + hp + "/"
+}
+
+// acmeURLs returns the WebSocket and page URLs for an ACME domain served
+// on addr's port.
+func acmeURLs(domain string, addr net.Addr) (ws, page string) {
+	host := strings.ToLower(strings.TrimSuffix(domain, "."))
+	if _, port, err := net.SplitHostPort(addr.String()); err == nil && port != "443" {
+		host = net.JoinHostPort(host, port)
+	}
+	return "wss://" + host + "/ws", "https://" + host + "/"
 }
 
 // value is a flag value: parse reads it, format shows it (in --help for

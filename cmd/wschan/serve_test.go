@@ -144,6 +144,12 @@ func TestServeConfig(t *testing.T) {
 		MaxRoomMembers:   50,
 		MaxRooms:         -1,
 		RoomQueue:        32,
+		ACMEDomains:      []string{"ws.example.com", "www.example.com"},
+		ACMEEmail:        "admin@example.com",
+		ACMECA:           "https://ca.example.com/dir",
+		ACMECARoot:       "ca.pem",
+		ACMEDir:          "/var/lib/wschan/acme",
+		HTTPAddr:         ":8081",
 	}
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
@@ -154,6 +160,9 @@ func TestServeConfig(t *testing.T) {
 		"--allowed-origins", "example.com,*.example.org", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
 		"--tls-self-signed", "--drain-timeout", "1m", "--log-format", "json", "--log-level", "debug",
 		"--max-room-members", "50", "--max-rooms", "-1", "--room-queue", "32",
+		"--acme-domain", "ws.example.com", "--acme-domain", "www.example.com", "--acme-email", "admin@example.com",
+		"--acme-ca", "https://ca.example.com/dir", "--acme-ca-root", "ca.pem", "--acme-dir", "/var/lib/wschan/acme",
+		"--http-addr", ":8081",
 	}
 	everyEnv := map[string]string{
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
@@ -166,6 +175,9 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_TLS_KEY": "key.pem", "WSCHAN_TLS_SELF_SIGNED": "true", "WSCHAN_DRAIN_TIMEOUT": "1m",
 		"WSCHAN_LOG_FORMAT": "json", "WSCHAN_LOG_LEVEL": "debug",
 		"WSCHAN_MAX_ROOM_MEMBERS": "50", "WSCHAN_MAX_ROOMS": "-1", "WSCHAN_ROOM_QUEUE": "32",
+		"WSCHAN_ACME_DOMAIN": "ws.example.com,www.example.com", "WSCHAN_ACME_EMAIL": "admin@example.com",
+		"WSCHAN_ACME_CA": "https://ca.example.com/dir", "WSCHAN_ACME_CA_ROOT": "ca.pem",
+		"WSCHAN_ACME_DIR": "/var/lib/wschan/acme", "WSCHAN_HTTP_ADDR": ":8081",
 	}
 	with := func(c server.Config, f func(*server.Config)) server.Config { f(&c); return c }
 
@@ -302,6 +314,7 @@ func TestServeExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { busy.Close() })
+	acmeDir := t.TempDir()
 	tests := []struct {
 		name      string
 		args      []string
@@ -315,6 +328,14 @@ func TestServeExitCodes(t *testing.T) {
 		{"bad variable", []string{"serve"}, map[string]string{"WSCHAN_MAX_MESSAGE_SIZE": "huge"}, exitUsage, "WSCHAN_MAX_MESSAGE_SIZE"},
 		{"unknown flag", []string{"serve", "--nope"}, nil, exitUsage, "wschan serve: unknown flag: --nope\n"},
 		{"argument", []string{"serve", "x"}, nil, exitUsage, "Run 'wschan serve --help' for usage."},
+		{"ACME with a certificate", []string{"serve", "--acme-domain", "ws.example.com", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, exitUsage,
+			"wschan serve: invalid server configuration: --acme-domain and --tls-cert exclude each other"},
+		{"ACME domain not a name", []string{"serve"}, map[string]string{"WSCHAN_ACME_DOMAIN": "ws_1.example.com"}, exitUsage,
+			`--acme-domain "ws_1.example.com" is not a valid DNS name`},
+		{"ACME dir not a directory", []string{"serve", "--acme-domain", "ws.example.com", "--acme-dir", "/dev/null"}, nil, exitUsage,
+			"--acme-dir /dev/null: cannot create it"},
+		{"ACME CA root not PEM", []string{"serve", "--acme-domain", "ws.example.com", "--acme-dir", acmeDir, "--acme-ca-root", "/dev/null"}, nil, exitUsage,
+			"--acme-ca-root /dev/null: it holds no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
