@@ -169,7 +169,9 @@ func TestRoomEnvelopeBadInput(t *testing.T) {
 		{"sequence from the future", []step{{`{"type":"join","epoch":"EPOCH","seq":99}`, isError("ahead of the room"), "an error: seq ahead"}}},
 		{"different epoch", []step{
 			{`{"type":"join","epoch":"another","seq":2}`, func(e rooms.Event) bool { return e.Type == rooms.EventWelcome && e.Seq == 5 }, "the welcome"},
-			{"", func(e rooms.Event) bool { return e.Type == rooms.EventGap && e.Reason == rooms.GapEpoch && e.GapTo == 5 }, "an epoch gap"},
+			{"", func(e rooms.Event) bool {
+				return e.Type == rooms.EventGap && e.Reason == rooms.GapEpoch && e.GapTo == 5
+			}, "an epoch gap"},
 		}},
 		{"history too short", []step{
 			{`{"type":"join","epoch":"EPOCH","seq":1}`, func(e rooms.Event) bool { return e.Type == rooms.EventWelcome }, "the welcome"},

@@ -117,6 +117,8 @@ func TestServeConfig(t *testing.T) {
 		MaxRoomMembers:   server.DefaultMaxRoomMembers,
 		MaxRooms:         server.DefaultMaxRooms,
 		RoomQueue:        server.DefaultRoomQueue,
+		RoomHistory:      server.DefaultRoomHistory,
+		RoomHistoryTTL:   server.DefaultRoomHistoryTTL,
 	}
 	every := server.Config{
 		Addr:             "0.0.0.0:9000",
@@ -144,6 +146,8 @@ func TestServeConfig(t *testing.T) {
 		MaxRoomMembers:   50,
 		MaxRooms:         -1,
 		RoomQueue:        32,
+		RoomHistory:      -1,
+		RoomHistoryTTL:   time.Hour,
 	}
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
@@ -154,6 +158,7 @@ func TestServeConfig(t *testing.T) {
 		"--allowed-origins", "example.com,*.example.org", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
 		"--tls-self-signed", "--drain-timeout", "1m", "--log-format", "json", "--log-level", "debug",
 		"--max-room-members", "50", "--max-rooms", "-1", "--room-queue", "32",
+		"--room-history", "-1", "--room-history-ttl", "1h",
 	}
 	everyEnv := map[string]string{
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
@@ -166,6 +171,7 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_TLS_KEY": "key.pem", "WSCHAN_TLS_SELF_SIGNED": "true", "WSCHAN_DRAIN_TIMEOUT": "1m",
 		"WSCHAN_LOG_FORMAT": "json", "WSCHAN_LOG_LEVEL": "debug",
 		"WSCHAN_MAX_ROOM_MEMBERS": "50", "WSCHAN_MAX_ROOMS": "-1", "WSCHAN_ROOM_QUEUE": "32",
+		"WSCHAN_ROOM_HISTORY": "-1", "WSCHAN_ROOM_HISTORY_TTL": "1h",
 	}
 	with := func(c server.Config, f func(*server.Config)) server.Config { f(&c); return c }
 
