@@ -89,8 +89,10 @@ type Config struct {
 	// Rate (default: one message per second per connection), for
 	// Duration or Messages each; each member times every message from
 	// when it was due to when it arrived (Result.RTT), and the run counts
-	// deliveries against Sent × members (Result.Expected). Size is at
-	// least 33 bytes here. Pipeline and Hold do not apply.
+	// deliveries against Sent × members (Result.Expected). URL may list
+	// several servers, comma-separated (instances sharing rooms on NATS):
+	// the members are spread over them in turn. Size is at least 33 bytes
+	// here. Pipeline and Hold do not apply.
 	Room string
 
 	// ReplyTimeout is how long a message may wait for its reply before it

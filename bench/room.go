@@ -67,12 +67,16 @@ func roomURL(raw, room string) (string, error) {
 
 // runRoom is Run in room mode: see Config.Room.
 func runRoom(ctx context.Context, cfg Config) (*Result, error) {
-	target, err := roomURL(cfg.URL, cfg.Room)
-	if err != nil {
-		return nil, err
+	var targets []string
+	for raw := range strings.SplitSeq(cfg.URL, ",") {
+		target, err := roomURL(strings.TrimSpace(raw), cfg.Room)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, target)
 	}
 	rr := &roomRun{cfg: cfg, start: time.Now()}
-	res := &Result{URL: target, Mode: "room", Config: cfg}
+	res := &Result{URL: strings.Join(targets, ","), Mode: "room", Config: cfg}
 	res.Config.Progress = nil
 	connHist := newHistogram()
 
@@ -99,7 +103,7 @@ func runRoom(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		t0 := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		ch, err := wschan.Dial(dctx, target, cfg.Dial)
+		ch, err := wschan.Dial(dctx, targets[i%len(targets)], cfg.Dial)
 		cancel()
 		res.Conns.Attempted++
 		if err != nil {
@@ -155,11 +159,12 @@ func runRoom(ctx context.Context, cfg Config) (*Result, error) {
 	joined := rr.joined.Load()
 
 	// Publish for Duration (or Messages each), each member at Rate/Conns.
+	// Cancelled, never timed out: a Send whose context ends mid-write with
+	// DeadlineExceeded after one that ended with Canceled panics in the
+	// library (conn.go stores both in one atomic.Value; reported).
 	runCtx, stop := context.WithCancel(ctx)
 	if cfg.Messages == 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(runCtx, cfg.Warmup+cfg.Duration)
-		defer cancel()
+		defer time.AfterFunc(cfg.Warmup+cfg.Duration, stop).Stop()
 	}
 	measureFrom := time.Now()
 	rr.measure.Store(true)

@@ -101,7 +101,9 @@ slowing the client down; raise --pipeline so it does not cap the rate.
 and with --server-pid the server's memory per connection.
 
 Fan-out (--room NAME, against wschan serve): every connection joins the
-room /ws/room/NAME (the URL's path is replaced unless it is a room's) and
+room /ws/room/NAME (the URL's path is replaced unless it is a room's;
+several comma-separated URLs spread the members over instances that
+share rooms on NATS) and
 publishes its share of --rate (default: one message per second per
 member), on schedule, for --duration or --messages each. Before the clock
 starts, a probe makes sure every member is in the room. Each member times
@@ -163,6 +165,8 @@ func limitedLine(limited string) string {
 		hint = "if it is wschan serve, raise its --message-rate (-1 for no limit)"
 	case strings.Contains(limited, "too many connections from"):
 		hint = "if it is wschan serve, raise its --max-conns-per-ip (-1 for no limit)"
+	case strings.Contains(limited, "too slow"):
+		hint = "a room member could not keep up: if it is wschan serve, raise its --room-queue, or send less: fewer --conns, a lower --rate"
 	case strings.Contains(limited, "connection limit"):
 		hint = "if it is wschan serve, raise its --max-conns (-1 for no limit)"
 	}
