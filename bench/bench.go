@@ -48,6 +48,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Room != "" {
+		return runRoom(ctx, cfg)
+	}
 	r := &runner{
 		cfg:      cfg,
 		typ:      cfg.messageType(),

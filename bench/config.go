@@ -83,6 +83,18 @@ type Config struct {
 	// Hold opens the connections and holds them idle instead of sending.
 	Hold bool
 
+	// Room, when set, measures fan-out instead of echo: every connection
+	// joins the room of that name on a wschan serve (URL's path becomes
+	// /ws/room/Room unless it is one already) and publishes its share of
+	// Rate (default: one message per second per connection), for
+	// Duration or Messages each; each member times every message from
+	// when it was due to when it arrived (Result.RTT), and the run counts
+	// deliveries against Sent × members (Result.Expected). URL may list
+	// several servers, comma-separated (instances sharing rooms on NATS):
+	// the members are spread over them in turn. Size is at least 33 bytes
+	// here. Pipeline and Hold do not apply.
+	Room string
+
 	// ReplyTimeout is how long a message may wait for its reply before it
 	// counts as lost, and the longest wait for the last replies at the end.
 	// Default DefaultReplyTimeout (5s).
@@ -136,6 +148,8 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("--warmup %v: want 0 or a positive duration", c.Warmup)
 	case c.ReplyTimeout < 0:
 		return bad("--reply-timeout %v: want a positive duration", c.ReplyTimeout)
+	case c.Room != "" && c.Hold:
+		return bad("--room and --hold do not go together")
 	case c.ServerPID < 0:
 		return bad("--server-pid %d: want a process id", c.ServerPID)
 	}
@@ -153,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplyTimeout == 0 {
 		c.ReplyTimeout = DefaultReplyTimeout
+	}
+	if c.Room != "" && c.Rate == 0 {
+		c.Rate = float64(c.Conns)
 	}
 	var d wschan.DialOptions
 	if c.Dial != nil {

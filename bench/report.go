@@ -24,10 +24,11 @@ type Result struct {
 	Conns ConnStats
 
 	Sent              int64   // measured messages sent
-	Received          int64   // intact replies to them
+	Received          int64   // intact replies to them (room mode: deliveries to members)
+	Expected          int64   // room mode: Sent × members in the room
 	MessagesPerSecond float64 // Received over Measured
 	BytesPerSecond    float64 // payload bytes received over Measured (one direction)
-	RTT               Latency // round-trip times of the received replies
+	RTT               Latency // round-trip times of the received replies (room mode: delay from publish to each member)
 
 	Errors     Errors
 	FirstError string // the first error seen, or ""
@@ -92,9 +93,16 @@ func (r *Result) WriteText(w io.Writer) error {
 	c := &r.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "wschan bench %s\n", r.URL)
-	if r.Mode == "hold" {
+	switch r.Mode {
+	case "hold":
 		fmt.Fprintf(&b, "  %d connections held idle for %v\n\n", c.Conns, c.Duration)
-	} else {
+	case "room":
+		what := "for " + c.Duration.String()
+		if c.Messages > 0 {
+			what = fmt.Sprintf("%d each", c.Messages)
+		}
+		fmt.Fprintf(&b, "  room %s: %d members publishing %g msg/s in all, %s %s messages, %s\n\n", c.Room, c.Conns, c.Rate, formatBytes(float64(max(c.Size, roomHeaderLen))), c.messageType(), what)
+	default:
 		what := "for " + c.Duration.String()
 		if c.Messages > 0 {
 			what = fmt.Sprintf("%d each", c.Messages)
@@ -112,7 +120,12 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  %d connections, %s %s messages %s, %s\n\n", c.Conns, formatBytes(float64(c.Size)), c.messageType(), what, load)
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	if r.Mode != "hold" {
+	switch r.Mode {
+	case "room":
+		fmt.Fprintf(tw, "Fan-out\t%.0f deliveries/s, %s/s over %v\n", r.MessagesPerSecond, formatBytes(r.BytesPerSecond), r.Measured.Round(time.Millisecond))
+		fmt.Fprintf(tw, "Messages\t%d published, %d delivered of %d expected\n", r.Sent, r.Received, r.Expected)
+		fmt.Fprintf(tw, "Delay\t%s\n", formatLatency(r.RTT))
+	case "echo":
 		fmt.Fprintf(tw, "Throughput\t%.0f msg/s, %s/s over %v\n", r.MessagesPerSecond, formatBytes(r.BytesPerSecond), r.Measured.Round(time.Millisecond))
 		fmt.Fprintf(tw, "Messages\t%d sent, %d received\n", r.Sent, r.Received)
 		fmt.Fprintf(tw, "RTT\t%s\n", formatLatency(r.RTT))
@@ -169,7 +182,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 			ClosedEarly: r.Conns.ClosedEarly, PerSecond: r.Conns.PerSecond,
 		},
 		Connect:    jsonLatencyOf(r.Conns.Connect),
-		Messages:   jsonMessages{Sent: r.Sent, Received: r.Received},
+		Messages:   jsonMessages{Sent: r.Sent, Received: r.Received, Expected: r.Expected},
 		Throughput: jsonThroughput{MessagesPerSecond: r.MessagesPerSecond, BytesPerSecond: r.BytesPerSecond},
 		RTT:        jsonLatencyOf(r.RTT),
 		Errors: jsonErrors{
@@ -241,6 +254,7 @@ type (
 	jsonMessages struct {
 		Sent     int64 `json:"sent"`
 		Received int64 `json:"received"`
+		Expected int64 `json:"expected,omitempty"` // room mode
 	}
 	jsonThroughput struct {
 		MessagesPerSecond float64 `json:"msgs_per_s"`

@@ -15,8 +15,8 @@ import (
 // The interface is modelled on centrifugal/centrifuge's Broker.
 // Publications carry a StreamPosition: a broker that keeps history returns
 // the position each publication got, which is what lets a client that
-// reconnects ask for what it missed; history itself will be a separate,
-// optional interface, so a broker without it stays this small.
+// reconnects ask for what it missed; history itself is the separate,
+// optional History interface, so a broker without it stays this small.
 //
 // Implementations must be safe for concurrent use.
 type Broker interface {
@@ -77,4 +77,24 @@ type Health interface {
 	// Lost counts publications the broker knows it failed to deliver to
 	// this process (for example, published elsewhere during an outage).
 	Lost() uint64
+}
+
+// History is implemented by brokers that keep each room's recent
+// publications (MemoryBroker with HistorySize set, natsbroker on
+// JetStream). With it, a member that joins with JoinOptions.Since receives
+// what it missed while away, or a gap notice when the history no longer
+// reaches back that far.
+//
+// Positions: Publish returns, and Subscribe's deliver sees in
+// Publication.Position, each publication's place in the room's stream;
+// offsets count up from 1 within an epoch.
+type History interface {
+	// History returns the position of the room's latest publication (the
+	// zero Offset, in the room's current epoch, when it has none yet) and,
+	// when since is not nil, the publications after *since that the
+	// broker still holds, oldest first. It does not judge since: a since
+	// from another epoch or from the future is the caller's to spot by
+	// comparing it with the returned position. Publications returned may
+	// be kept by the caller, which must not modify their Data.
+	History(ctx context.Context, room string, since *StreamPosition) ([]Publication, StreamPosition, error)
 }

@@ -16,6 +16,13 @@
 // publications carry a StreamPosition (epoch and offset) so that a broker
 // that keeps history can let a reconnecting client catch up without a gap.
 //
+// History and resume: with JoinOptions.Envelopes a member hears the
+// envelope protocol (see Subprotocol): JSON events with each message's
+// position and sender, and presence. With JoinOptions.Since it first gets
+// what it missed from a broker that implements History (MemoryBroker with
+// HistorySize, natsbroker on JetStream), or a gap event; a position from
+// the future is refused with ErrFuturePosition.
+//
 // Limits: members per room and rooms per hub (HubOptions), checked by Join
 // and, ahead of a WebSocket upgrade, by CanJoin. Room names are checked by
 // ValidateName: 1 to 64 ASCII letters, digits, '-' or '_', so a name can

@@ -75,7 +75,7 @@ func (c printConn) Close(wschan.StatusCode, string) error { return nil }
 // Two hubs that share a broker share their rooms: here in one process with
 // a MemoryBroker, across processes with natsbroker.
 func ExampleNewMemoryBroker() {
-	broker := rooms.NewMemoryBroker()
+	broker := rooms.NewMemoryBroker(nil)
 	east := rooms.NewHub(&rooms.HubOptions{Broker: broker})
 	west := rooms.NewHub(&rooms.HubOptions{Broker: broker})
 	defer east.Close()

@@ -41,6 +41,11 @@ var (
 	// Member.Err for a member whose hub closed.
 	ErrClosed = errors.New("rooms: hub closed")
 
+	// ErrFuturePosition is matched by JoinWith when JoinOptions.Since is
+	// ahead of the room's latest publication in the same epoch: the client
+	// claims to have seen messages that do not exist.
+	ErrFuturePosition = errors.New("rooms: position ahead of the room")
+
 	// ErrTooSlow is matched by Member.Err for a member closed because its
 	// queue was full or a message took longer than the write timeout.
 	ErrTooSlow = errors.New("rooms: member too slow")
@@ -97,6 +102,35 @@ type Hub struct {
 	received   atomic.Uint64
 	delivered  atomic.Uint64
 	slowClosed atomic.Uint64
+	resumed    atomic.Uint64
+	gaps       atomic.Uint64
+	replayed   atomic.Uint64
+}
+
+// JoinOptions configure Hub.JoinWith. The zero value (or nil) joins as
+// Join does.
+type JoinOptions struct {
+	// Envelopes writes the envelope protocol to the member (see
+	// Subprotocol): a welcome event first, then each room message as a
+	// JSON message event with its sequence and sender, and presence
+	// events (joins and leaves of members on this hub, with their count).
+	Envelopes bool
+
+	// Since, with Envelopes, resumes from a position the member saw
+	// before (the welcome's, or its last message's): the messages after
+	// it that the broker's History still holds are written after the
+	// welcome, before anything live, each once; a gap event says what is
+	// missing when the history does not reach back so far, was reset (a
+	// new epoch), or does not exist. A Since ahead of the room is refused
+	// with ErrFuturePosition.
+	Since *StreamPosition
+}
+
+// delivery is one item of a member's queue: a publication, or a presence
+// event for envelope members.
+type delivery struct {
+	pub *Publication // nil for a presence event
+	env []byte       // the event as JSON; set when the room has envelope members
 }
 
 // room is one room of a hub. Lock order: Hub.mu, then room.mu; nothing
@@ -106,8 +140,9 @@ type room struct {
 	name string
 	sub  Subscription
 
-	mu      sync.Mutex
-	members map[*Member]struct{}
+	mu        sync.Mutex
+	members   map[*Member]struct{}
+	envelopes int // members that take envelopes
 }
 
 // NewHub returns a Hub with opts (nil for every default).
@@ -117,7 +152,7 @@ func NewHub(opts *HubOptions) *Hub {
 		o = *opts
 	}
 	if o.Broker == nil {
-		o.Broker = NewMemoryBroker()
+		o.Broker = NewMemoryBroker(nil)
 	}
 	if o.MaxMembers == 0 {
 		o.MaxMembers = DefaultMaxMembers
@@ -177,22 +212,61 @@ func (h *Hub) memberLimit(r *room) error {
 	return nil
 }
 
-// Join adds conn to the room named roomName, creating the room (and its
+// Join adds conn to the room named roomName, as JoinWith with no options
+// does: the member receives the room's messages as they are.
+func (h *Hub) Join(ctx context.Context, roomName string, conn Conn) (*Member, error) {
+	return h.JoinWith(ctx, roomName, conn, nil)
+}
+
+// JoinWith adds conn to the room named roomName, creating the room (and its
 // broker subscription) if this hub has no member in it yet, and starts
 // delivering the room's publications to conn from now on. The member's own
 // publications come back to it too.
 //
-// Errors match ErrInvalidName, ErrRoomFull, ErrTooManyRooms or ErrClosed,
-// or come from the broker's Subscribe. ctx bounds the subscription only.
+// With opts.Envelopes the member hears the envelope protocol instead, and
+// may resume (opts.Since); see JoinOptions.
+//
+// Errors match ErrInvalidName, ErrRoomFull, ErrTooManyRooms, ErrClosed or
+// ErrFuturePosition, or come from the broker's Subscribe. ctx bounds the
+// subscription and the history query.
 //
 // The hub owns writing to conn while the member is in the room: do not
 // Send on conn meanwhile, or messages may interleave out of order. The hub
 // closes conn only when the member is too slow (1008); otherwise conn stays
 // the caller's to close.
-func (h *Hub) Join(ctx context.Context, roomName string, conn Conn) (*Member, error) {
+func (h *Hub) JoinWith(ctx context.Context, roomName string, conn Conn, opts *JoinOptions) (*Member, error) {
+	var o JoinOptions
+	if opts != nil {
+		o = *opts
+	}
 	if err := ValidateName(roomName); err != nil {
 		return nil, err
 	}
+	m, err := h.add(ctx, roomName, conn, o.Envelopes)
+	if err != nil {
+		return nil, err
+	}
+	if o.Envelopes {
+		if err := m.prepare(ctx, o.Since); err != nil {
+			h.leave(m)
+			h.wg.Done()
+			return nil, err
+		}
+		r := m.room
+		r.mu.Lock()
+		if _, in := r.members[m]; in {
+			m.announced = true
+			r.presenceLocked(EventJoin, m)
+		}
+		r.mu.Unlock()
+	}
+	go m.write()
+	return m, nil
+}
+
+// add puts a new member in the room; its writer is the caller's to start
+// (h.wg counts it already).
+func (h *Hub) add(ctx context.Context, roomName string, conn Conn, envelopes bool) (*Member, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -212,13 +286,14 @@ func (h *Hub) Join(ctx context.Context, roomName string, conn Conn) (*Member, er
 		h.rooms[roomName] = r
 	}
 	m := &Member{
-		id:   h.idBase + strconv.FormatUint(h.nextID.Add(1), 10),
-		hub:  h,
-		room: r,
-		conn: conn,
-		q:    make(chan *Publication, h.opts.QueueSize),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		id:        h.idBase + strconv.FormatUint(h.nextID.Add(1), 10),
+		hub:       h,
+		room:      r,
+		conn:      conn,
+		envelopes: envelopes,
+		q:         make(chan *delivery, h.opts.QueueSize),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	r.mu.Lock()
 	if err := h.memberLimit(r); err != nil {
@@ -226,11 +301,74 @@ func (h *Hub) Join(ctx context.Context, roomName string, conn Conn) (*Member, er
 		return nil, err
 	}
 	r.members[m] = struct{}{}
+	if envelopes {
+		r.envelopes++
+	}
 	r.mu.Unlock()
 	h.members.Add(1)
 	h.wg.Add(1)
-	go m.write()
 	return m, nil
+}
+
+// prepare finds where an envelope member starts: it asks the broker's
+// history for the room's position (and, to resume, what came after since)
+// and lines up the welcome, a gap notice and the missed messages to be
+// written before anything live.
+func (m *Member) prepare(ctx context.Context, since *StreamPosition) error {
+	h, r := m.hub, m.room
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.ctx, cancel)()
+	var (
+		pubs []Publication
+		top  StreamPosition
+		herr error
+	)
+	hist, ok := h.opts.Broker.(History)
+	if ok {
+		pubs, top, herr = hist.History(ctx, r.name, since)
+		if herr != nil && h.ctx.Err() != nil {
+			return ErrClosed
+		}
+	}
+	if since != nil && ok && herr == nil && since.Epoch == top.Epoch && since.Offset > top.Offset {
+		return fmt.Errorf("%w: seq %d is ahead of the room's latest message, %d", ErrFuturePosition, since.Offset, top.Offset)
+	}
+	m.epoch, m.last = top.Epoch, top.Offset
+	r.mu.Lock()
+	n := len(r.members)
+	r.mu.Unlock()
+	m.pre = append(m.pre, encodeEvent(&Event{Type: EventWelcome, Member: m.id, Epoch: top.Epoch, Seq: top.Offset, Members: n}))
+	if since == nil {
+		return nil
+	}
+	gap := func(from, to uint64, reason string) {
+		h.gaps.Add(1)
+		m.pre = append(m.pre, encodeEvent(&Event{Type: EventGap, GapFrom: from, GapTo: to, Reason: reason}))
+	}
+	switch {
+	case !ok || herr != nil || top.Epoch == "":
+		gap(since.Offset+1, 0, GapNoHistory)
+	case since.Epoch != top.Epoch:
+		gap(1, top.Offset, GapEpoch)
+	default:
+		first := since.Offset + 1
+		switch {
+		case len(pubs) > 0 && pubs[0].Position.Offset > first:
+			gap(first, pubs[0].Position.Offset-1, GapExpired)
+		case len(pubs) == 0 && top.Offset >= first:
+			gap(first, top.Offset, GapExpired)
+		default:
+			h.resumed.Add(1)
+		}
+		for i := range pubs {
+			if off := pubs[i].Position.Offset; off > since.Offset && off <= top.Offset {
+				m.pre = append(m.pre, encodeMessage(&pubs[i]))
+				h.replayed.Add(1)
+			}
+		}
+	}
+	return nil
 }
 
 // Publish sends a message to every member of the room named roomName, on
@@ -274,20 +412,57 @@ func (h *Hub) publish(ctx context.Context, roomName string, typ wschan.MessageTy
 // full are stopped and taken out of the room at once; their writers close
 // them.
 func (r *room) deliver(pub Publication) {
-	h := r.hub
-	h.received.Add(1)
-	p := &pub
+	r.hub.received.Add(1)
+	d := &delivery{pub: &pub}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.envelopes > 0 {
+		d.env = encodeMessage(&pub)
+	}
+	r.queueLocked(d, nil)
+}
+
+// queueLocked queues d for every member (only envelope members for a
+// presence event) but skip. Members whose queue is full are stopped and
+// taken out of the room at once; their writers close them. It runs under
+// r.mu.
+func (r *room) queueLocked(d *delivery, skip *Member) {
+	var gone []*Member
 	for m := range r.members {
+		if m == skip || d.pub == nil && !m.envelopes {
+			continue
+		}
 		select {
-		case m.q <- p:
+		case m.q <- d:
 		default:
-			delete(r.members, m)
-			h.members.Add(-1)
+			r.removeLocked(m)
 			m.halt(stopSlowQueue)
+			gone = append(gone, m)
 		}
 	}
+	for _, m := range gone {
+		if m.announced {
+			r.presenceLocked(EventLeave, m)
+		}
+	}
+}
+
+// removeLocked takes m out of r's members. It runs under r.mu.
+func (r *room) removeLocked(m *Member) {
+	delete(r.members, m)
+	if m.envelopes {
+		r.envelopes--
+	}
+	r.hub.members.Add(-1)
+}
+
+// presenceLocked tells the room's other envelope members that m joined or
+// left. It runs under r.mu.
+func (r *room) presenceLocked(typ string, m *Member) {
+	if r.envelopes == 0 || r.envelopes == 1 && m.envelopes && typ == EventJoin {
+		return
+	}
+	r.queueLocked(&delivery{env: encodeEvent(&Event{Type: typ, Member: m.id, Members: len(r.members)})}, m)
 }
 
 // leave takes m out of its room, if it is still there, and drops the room
@@ -298,8 +473,10 @@ func (h *Hub) leave(m *Member) {
 	r := m.room
 	r.mu.Lock()
 	if _, ok := r.members[m]; ok {
-		delete(r.members, m)
-		h.members.Add(-1)
+		r.removeLocked(m)
+		if m.announced {
+			r.presenceLocked(EventLeave, m)
+		}
 	}
 	empty := len(r.members) == 0
 	r.mu.Unlock()
@@ -348,6 +525,10 @@ type Stats struct {
 	Received   uint64 // publications the broker delivered to this hub's rooms
 	Delivered  uint64 // messages written to members' connections
 	SlowClosed uint64 // members closed because they did not keep up
+
+	Resumed  uint64 // resuming joins that got everything they missed from the history
+	Gaps     uint64 // resuming joins told of a gap instead (expired, reset or no history)
+	Replayed uint64 // messages written from the history to resuming members
 }
 
 // Stats returns the hub's counters now.
@@ -362,5 +543,8 @@ func (h *Hub) Stats() Stats {
 		Received:   h.received.Load(),
 		Delivered:  h.delivered.Load(),
 		SlowClosed: h.slowClosed.Load(),
+		Resumed:    h.resumed.Load(),
+		Gaps:       h.gaps.Load(),
+		Replayed:   h.replayed.Load(),
 	}
 }

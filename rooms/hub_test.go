@@ -409,7 +409,7 @@ func TestSharedBroker(t *testing.T) {
 	t.Parallel()
 	const hubs, perHub, n = 3, 2, 200
 	ctx := wstest.Context(t, testTimeout)
-	broker := rooms.NewMemoryBroker()
+	broker := rooms.NewMemoryBroker(nil)
 	var all []*rooms.Member
 	var conns []*fakeConn
 	for range hubs {

@@ -41,9 +41,18 @@ type Member struct {
 	watch    *time.Timer
 	timedOut atomic.Bool
 
-	q    chan *Publication // bounded queue, filled by room.deliver
-	stop chan struct{}     // closed by halt
-	done chan struct{}     // closed when the writer has ended
+	// Envelope members: the events written first (welcome, gap, missed
+	// messages), and the position they reach: queued publications at or
+	// before it in its epoch are not written again.
+	envelopes bool
+	announced bool // others were told it joined; under room.mu
+	pre       [][]byte
+	epoch     string
+	last      uint64
+
+	q    chan *delivery // bounded queue, filled by room.deliver
+	stop chan struct{}  // closed by halt
+	done chan struct{}  // closed when the writer has ended
 
 	mu     sync.Mutex
 	why    stopReason // set by the first halt
@@ -155,32 +164,54 @@ func (e *slowError) Error() string        { return ErrTooSlow.Error() + ": " + e
 func (e *slowError) Is(target error) bool { return target == ErrTooSlow }
 
 func (m *Member) writeLoop() error {
-	h := m.hub
+	for _, b := range m.pre {
+		if err := m.send(wschan.Text, b); err != nil {
+			return err
+		}
+	}
+	m.pre = nil
 	for {
 		select {
 		case <-m.stop:
 			return m.stopErr()
-		case p := <-m.q:
+		case d := <-m.q:
 			if _, halted := m.stopped(); halted {
 				return m.stopErr()
 			}
-			m.watch.Reset(h.opts.WriteTimeout)
-			err := m.conn.Send(m.ctx, p.Type, p.Data)
-			m.watch.Stop()
+			p := d.pub
+			var err error
 			switch {
-			case err == nil:
-				h.delivered.Add(1)
-			case m.timedOut.Load() && h.ctx.Err() == nil:
-				h.leave(m) // out of the room before the close handshake
-				return &slowError{"too slow: no message taken for " + h.opts.WriteTimeout.String()}
+			case !m.envelopes:
+				err = m.send(p.Type, p.Data)
+			case p != nil && p.Position.Offset != 0 && p.Position.Epoch == m.epoch && p.Position.Offset <= m.last:
+				continue // written from the history, or before the welcome's position
 			default:
-				if h.ctx.Err() != nil {
-					return ErrClosed
-				}
-				return fmt.Errorf("rooms: send to member: %w", err)
+				err = m.send(wschan.Text, d.env)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// send writes one message within the write timeout.
+func (m *Member) send(typ wschan.MessageType, data []byte) error {
+	h := m.hub
+	m.watch.Reset(h.opts.WriteTimeout)
+	err := m.conn.Send(m.ctx, typ, data)
+	m.watch.Stop()
+	switch {
+	case err == nil:
+		h.delivered.Add(1)
+		return nil
+	case m.timedOut.Load() && h.ctx.Err() == nil:
+		h.leave(m) // out of the room before the close handshake
+		return &slowError{"too slow: no message taken for " + h.opts.WriteTimeout.String()}
+	case h.ctx.Err() != nil:
+		return ErrClosed
+	}
+	return fmt.Errorf("rooms: send to member: %w", err)
 }
 
 func (m *Member) stopErr() error {

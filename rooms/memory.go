@@ -2,25 +2,67 @@ package rooms
 
 import (
 	"context"
+	"crypto/rand"
 	"slices"
 	"sync"
+	"time"
 )
+
+// Defaults for MemoryBrokerOptions (and the server's --room-history flags).
+const (
+	DefaultHistorySize  = 100
+	DefaultHistoryTTL   = 5 * time.Minute
+	DefaultHistoryBytes = 1 << 20
+)
+
+// MemoryBrokerOptions configure NewMemoryBroker. The zero value (or nil)
+// keeps no history.
+type MemoryBrokerOptions struct {
+	// HistorySize is how many recent publications the broker keeps per
+	// room, for members that come back (JoinOptions.Since). Default 0: no
+	// history, and Publish returns the zero StreamPosition.
+	HistorySize int
+
+	// HistoryTTL is how long a publication stays in the history. Default
+	// DefaultHistoryTTL (5m) when HistorySize is set.
+	HistoryTTL time.Duration
+
+	// HistoryBytes bounds the payload bytes kept per room: the oldest
+	// publications go first. Default DefaultHistoryBytes (1 MiB) when
+	// HistorySize is set.
+	HistoryBytes int
+
+	// Now is the clock; default time.Now. For tests.
+	Now func() time.Time
+}
 
 // MemoryBroker is a Broker inside one process: publications go to the
 // subscribers of this broker only, so hubs that share one MemoryBroker
 // share their rooms, as hubs on one NATS cluster do. It is the default
-// broker of a Hub. It keeps no history (Publish returns the zero
-// StreamPosition).
+// broker of a Hub.
+//
+// With MemoryBrokerOptions.HistorySize set it keeps each room's latest
+// publications in a ring (bounded by count, age and bytes) and implements
+// History: publications get positions, offsets from 1 in an epoch named
+// when the room's ring is made. A room's ring lives on after its last
+// member leaves, until its newest publication is older than HistoryTTL;
+// then it is dropped, and the room's next publication starts a new epoch.
 //
 // Publish delivers on the publisher's goroutine, one publication at a time
 // per room, so every subscriber of a room sees the room's publications in
-// the same order. The zero value is ready to use.
+// the same order. The zero value is ready to use, without history.
 type MemoryBroker struct {
+	opts MemoryBrokerOptions
+
 	mu     sync.Mutex
 	topics map[string]*memTopic
+	rings  map[string]*memRing // under mu; each ring's content under its topic's pub lock or mu (see memRing)
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+var (
+	_ Broker  = (*MemoryBroker)(nil)
+	_ History = (*MemoryBroker)(nil)
+)
 
 type memTopic struct {
 	pub  sync.Mutex // held while delivering: one order for all subscribers
@@ -33,11 +75,47 @@ type memSub struct {
 	deliver func(Publication)
 }
 
-// NewMemoryBroker returns an empty MemoryBroker.
-func NewMemoryBroker() *MemoryBroker { return &MemoryBroker{} }
+// memRing is one room's history. All its fields are under MemoryBroker.mu.
+type memRing struct {
+	epoch string
+	last  uint64        // offset of the latest publication
+	pubs  []Publication // oldest first, Position set
+	at    []time.Time   // when each was published
+	bytes int
+}
+
+// NewMemoryBroker returns an empty MemoryBroker with opts (nil: no
+// history).
+func NewMemoryBroker(opts *MemoryBrokerOptions) *MemoryBroker {
+	var o MemoryBrokerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.HistorySize > 0 {
+		if o.HistoryTTL <= 0 {
+			o.HistoryTTL = DefaultHistoryTTL
+		}
+		if o.HistoryBytes <= 0 {
+			o.HistoryBytes = DefaultHistoryBytes
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &MemoryBroker{opts: o}
+}
+
+func (b *MemoryBroker) now() time.Time {
+	if b.opts.Now == nil {
+		return time.Now()
+	}
+	return b.opts.Now()
+}
 
 // Publish copies pub.Data once and delivers pub to every subscriber of
-// room before it returns. It never fails, unless ctx has already ended.
+// room before it returns; with history, it first records pub in the room's
+// ring and returns its position. It never fails, unless ctx has already
+// ended.
 func (b *MemoryBroker) Publish(ctx context.Context, room string, pub Publication) (StreamPosition, error) {
 	if err := ctx.Err(); err != nil {
 		return StreamPosition{}, err
@@ -45,22 +123,117 @@ func (b *MemoryBroker) Publish(ctx context.Context, room string, pub Publication
 	b.mu.Lock()
 	t := b.topics[room]
 	b.mu.Unlock()
-	if t == nil {
+	if t == nil && b.opts.HistorySize <= 0 {
 		return StreamPosition{}, nil
 	}
 	pub.Data = slices.Clone(pub.Data)
 	if pub.Data == nil {
 		pub.Data = []byte{}
 	}
+	if t == nil {
+		b.mu.Lock()
+		pub.Position = b.record(room, pub)
+		b.mu.Unlock()
+		return pub.Position, nil
+	}
 	t.pub.Lock()
 	defer t.pub.Unlock()
 	b.mu.Lock()
 	subs := t.subs
+	if b.opts.HistorySize > 0 {
+		pub.Position = b.record(room, pub)
+	}
 	b.mu.Unlock()
 	for _, s := range subs {
 		s.deliver(pub)
 	}
-	return StreamPosition{}, nil
+	return pub.Position, nil
+}
+
+// record adds pub to room's ring and returns its position. It runs under
+// b.mu, with history on.
+func (b *MemoryBroker) record(room string, pub Publication) StreamPosition {
+	now := b.now()
+	r := b.ring(room, now)
+	r.last++
+	pub.Position = StreamPosition{Epoch: r.epoch, Offset: r.last}
+	r.pubs = append(r.pubs, pub)
+	r.at = append(r.at, now)
+	r.bytes += len(pub.Data)
+	r.trim(b.opts, now)
+	return pub.Position
+}
+
+// ring returns room's ring, making one (in a new epoch) when there is none
+// or the old one has expired; it drops the other expired rings of rooms
+// without subscribers, so rings do not pile up. It runs under b.mu.
+func (b *MemoryBroker) ring(room string, now time.Time) *memRing {
+	r := b.rings[room]
+	if r != nil && !r.expired(b.opts.HistoryTTL, now) {
+		return r
+	}
+	if b.rings == nil {
+		b.rings = map[string]*memRing{}
+	}
+	for name, old := range b.rings {
+		if b.topics[name] == nil && old.expired(b.opts.HistoryTTL, now) {
+			delete(b.rings, name)
+		}
+	}
+	r = &memRing{epoch: rand.Text()[:10]}
+	b.rings[room] = r
+	return r
+}
+
+// expired reports whether the ring's newest publication is older than ttl
+// (a ring with none never expires: it was just made).
+func (r *memRing) expired(ttl time.Duration, now time.Time) bool {
+	return len(r.at) > 0 && now.Sub(r.at[len(r.at)-1]) > ttl
+}
+
+// trim drops publications beyond the ring's bounds, oldest first.
+func (r *memRing) trim(o MemoryBrokerOptions, now time.Time) {
+	drop := 0
+	for drop < len(r.pubs) && (len(r.pubs)-drop > o.HistorySize || r.bytes > o.HistoryBytes || now.Sub(r.at[drop]) > o.HistoryTTL) {
+		r.bytes -= len(r.pubs[drop].Data)
+		drop++
+	}
+	if drop > 0 {
+		clear(r.pubs[:drop])
+		r.pubs = slices.Delete(r.pubs, 0, drop) // keeps the backing array: no allocation per publication once full
+		r.at = slices.Delete(r.at, 0, drop)
+	}
+}
+
+// History implements History. Without history it returns the zero
+// position and nothing. A room that has no ring yet gets one, so that its
+// epoch is known from the first member's join.
+func (b *MemoryBroker) History(ctx context.Context, room string, since *StreamPosition) ([]Publication, StreamPosition, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, StreamPosition{}, err
+	}
+	if b.opts.HistorySize <= 0 {
+		return nil, StreamPosition{}, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	r := b.ring(room, now)
+	r.trim(b.opts, now)
+	top := StreamPosition{Epoch: r.epoch, Offset: r.last}
+	if since == nil || since.Epoch != r.epoch {
+		return nil, top, nil
+	}
+	i, _ := slices.BinarySearchFunc(r.pubs, since.Offset+1, func(p Publication, off uint64) int {
+		switch {
+		case p.Position.Offset < off:
+			return -1
+		case p.Position.Offset > off:
+			return 1
+		}
+		return 0
+	})
+	return slices.Clone(r.pubs[i:]), top, nil
 }
 
 // Subscribe registers deliver for room's publications. It never fails,
@@ -85,7 +258,8 @@ func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(
 }
 
 // Unsubscribe removes the subscription; a room without subscribers is
-// forgotten. It is safe to call more than once.
+// forgotten (its history stays until it expires). It is safe to call more
+// than once.
 func (s *memSub) Unsubscribe() error {
 	b := s.b
 	b.mu.Lock()

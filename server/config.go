@@ -78,6 +78,13 @@ type Config struct {
 	MaxRooms       int          // rooms with members on this server; a new room beyond gets HTTP 503; default 1000; -1 no limit
 	RoomQueue      int          // messages waiting per room member; a member whose queue is full is closed with 1008; default 256
 	RoomBroker     rooms.Broker // carries room messages between servers (e.g. natsbroker); default: rooms live in this process
+	// RoomHistory and RoomHistoryTTL bound the history each room keeps for
+	// members that resume (the wschan.room.v1 subprotocol) when RoomBroker
+	// is nil: the last RoomHistory messages (default 100; -1 none) no older
+	// than RoomHistoryTTL (default 5m). A RoomBroker brings its own history,
+	// or none.
+	RoomHistory    int
+	RoomHistoryTTL time.Duration
 
 	TLSCert, TLSKey string // serve https/wss with this certificate and key (PEM files)
 	TLSSelfSigned   bool   // serve https/wss with a certificate generated in memory for localhost
@@ -121,6 +128,8 @@ const (
 	DefaultRoomQueue        = rooms.DefaultQueueSize
 	DefaultACMECA           = "https://acme-v02.api.letsencrypt.org/directory" // Let's Encrypt production
 	DefaultHTTPAddr         = ":80"
+	DefaultRoomHistory      = rooms.DefaultHistorySize
+	DefaultRoomHistoryTTL   = rooms.DefaultHistoryTTL
 	maxScenarioDelay        = 30 * time.Second
 	maxGreeting             = 64 << 10
 )
@@ -161,6 +170,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RoomQueue == 0 {
 		c.RoomQueue = DefaultRoomQueue
+	}
+	if c.RoomHistory == 0 {
+		c.RoomHistory = DefaultRoomHistory
+	}
+	if c.RoomHistoryTTL == 0 {
+		c.RoomHistoryTTL = DefaultRoomHistoryTTL
 	}
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
@@ -217,6 +232,12 @@ func (c Config) Validate() error {
 	}
 	if c.RoomQueue < 0 {
 		return bad("--room-queue must be positive")
+	}
+	if c.RoomHistory < -1 {
+		return bad("--room-history must be positive, or -1 for none")
+	}
+	if c.RoomHistoryTTL < 0 {
+		return bad("--room-history-ttl must be positive")
 	}
 	if c.MessageRate < 0 && c.MessageRate != -1 {
 		return bad("--message-rate must be positive, or -1 for no limit")

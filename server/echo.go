@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/rooms"
 	"golang.org/x/time/rate"
 )
 
@@ -99,7 +101,12 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		return
 	}
 	opts := &wschan.AcceptOptions{
-		SelectSubprotocol: func(_ *http.Request, offered []string) string { return offered[0] },
+		SelectSubprotocol: func(_ *http.Request, offered []string) string {
+			if eo.room != "" && slices.Contains(offered, rooms.Subprotocol) {
+				return rooms.Subprotocol // the envelope protocol, wherever the client offers it
+			}
+			return offered[0]
+		},
 		OriginPatterns:    s.cfg.AllowedOrigins,
 		EnableCompression: s.cfg.Compression,
 		ReadLimit:         s.cfg.MaxMessageSize,

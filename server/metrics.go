@@ -73,6 +73,17 @@ func newMetrics(hub *rooms.Hub, broker rooms.Broker, traffic func(*traffic)) *me
 			Name: "wschan_room_members", Help: "Members of rooms on this server.",
 		}, func() float64 { return float64(hub.Stats().Members) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wschan_room_resumes_total", Help: "Resuming joins (wschan.room.v1) by result: hit, everything missed came from the history; gap, the client was told what it missed is gone (expired, history reset, or none kept).",
+			ConstLabels: prometheus.Labels{"result": "hit"},
+		}, func() float64 { return float64(hub.Stats().Resumed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wschan_room_resumes_total", Help: "Resuming joins (wschan.room.v1) by result: hit, everything missed came from the history; gap, the client was told what it missed is gone (expired, history reset, or none kept).",
+			ConstLabels: prometheus.Labels{"result": "gap"},
+		}, func() float64 { return float64(hub.Stats().Gaps) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wschan_room_history_messages_total", Help: "Room messages written to resuming members from the history.",
+		}, func() float64 { return float64(hub.Stats().Replayed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "wschan_room_slow_member_disconnects_total", Help: "Room members closed (1008) because their queue was full or a message waited the whole write timeout.",
 		}, func() float64 { return float64(hub.Stats().SlowClosed) }),
 	}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/rooms"
@@ -42,36 +44,112 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 // until the channel ends. The hub writes the room's messages to the
 // client through a roomConn.
 func (se *session) roomLoop(ch *wschan.Channel, name string) {
+	if ch.Protocol() == rooms.Subprotocol {
+		se.envelopeLoop(ch, name)
+		return
+	}
 	s := se.s
 	ctx := context.Background()
 	m, err := s.hub.Join(ctx, name, roomConn{se, ch})
 	if err != nil {
-		// CanJoin passed a moment ago: another client took the last place,
-		// or the server began draining.
-		code, reason := wschan.StatusPolicyViolation, "room is full"
-		switch {
-		case errors.Is(err, rooms.ErrClosed):
-			code, reason = wschan.StatusGoingAway, "server shutting down"
-		case errors.Is(err, rooms.ErrTooManyRooms):
-			reason = "server is at its room limit"
-		case !errors.Is(err, rooms.ErrRoomFull):
-			code, reason = wschan.StatusTryAgainLater, "room unavailable"
-		}
-		s.log.Info("room join refused", se.client.logAttrs("room", name, "err", err)...)
-		_ = ch.Close(code, reason)
+		se.refuseJoin(ch, name, err)
 		return
 	}
 	defer m.Leave()
 	s.log.Debug("room joined", se.client.logAttrs("room", name, "member", m.ID())...)
 	for msg := range ch.Messages(ctx) {
 		if se.admitMessage(ch, len(msg.Data)) {
-			if err := m.Publish(ctx, msg.Type, msg.Data); err != nil {
-				// Not delivered: say so to the client rather than drop it.
-				s.log.Warn("room message not delivered: closing the member", se.client.logAttrs("room", name, "err", err)...)
-				_ = ch.Close(wschan.StatusTryAgainLater, "room unavailable: message not delivered")
-			} else {
-				s.m.roomIn.Inc()
+			se.publish(ch, m, msg.Type, msg.Data)
+		}
+		msg.Release()
+	}
+}
+
+// refuseJoin closes a client whose join failed though CanJoin passed a
+// moment ago: another client took the last place, or the server began
+// draining.
+func (se *session) refuseJoin(ch *wschan.Channel, name string, err error) {
+	code, reason := wschan.StatusPolicyViolation, "room is full"
+	switch {
+	case errors.Is(err, rooms.ErrClosed):
+		code, reason = wschan.StatusGoingAway, "server shutting down"
+	case errors.Is(err, rooms.ErrTooManyRooms):
+		reason = "server is at its room limit"
+	case !errors.Is(err, rooms.ErrRoomFull):
+		code, reason = wschan.StatusTryAgainLater, "room unavailable"
+	}
+	se.s.log.Info("room join refused", se.client.logAttrs("room", name, "err", err)...)
+	_ = ch.Close(code, reason)
+}
+
+// publish sends one client message to the room, or closes the client
+// when the broker cannot take it: it is told rather than losing the
+// message silently.
+func (se *session) publish(ch *wschan.Channel, m *rooms.Member, typ wschan.MessageType, data []byte) {
+	if err := m.Publish(context.Background(), typ, data); err != nil {
+		se.s.log.Warn("room message not delivered: closing the member", se.client.logAttrs("room", m.Room(), "err", err)...)
+		_ = ch.Close(wschan.StatusTryAgainLater, "room unavailable: message not delivered")
+		return
+	}
+	se.s.m.roomIn.Inc()
+}
+
+// historyTimeout bounds the history query of a resuming join.
+const historyTimeout = 10 * time.Second
+
+// envelopeLoop serves a client that asked for the envelope protocol
+// (rooms.Subprotocol): it joins, or resumes, with its first command, then
+// publishes its messages. A bad command gets an error event and changes
+// nothing, so the client can try again.
+func (se *session) envelopeLoop(ch *wschan.Channel, name string) {
+	s := se.s
+	var m *rooms.Member
+	defer func() {
+		if m != nil {
+			m.Leave()
+		}
+	}()
+	refuse := func(why string) {
+		ev, _ := json.Marshal(rooms.Event{Type: rooms.EventError, Error: why})
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		err := ch.Send(ctx, wschan.Text, ev)
+		cancel()
+		if err == nil {
+			se.traffic.sent(len(ev))
+		}
+	}
+	for msg := range ch.Messages(context.Background()) {
+		if !se.admitMessage(ch, len(msg.Data)) {
+			msg.Release()
+			continue
+		}
+		cmd := rooms.Command{Type: "message", MessageType: msg.Type, Data: msg.Data}
+		var err error
+		if msg.Type == wschan.Text {
+			cmd, err = rooms.ParseCommand(msg.Data)
+		}
+		switch {
+		case err != nil:
+			refuse(strings.TrimPrefix(err.Error(), "rooms: "))
+		case cmd.Type == "join" && m != nil:
+			refuse("already joined: join once per connection")
+		case cmd.Type == "join":
+			ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+			m, err = s.hub.JoinWith(ctx, name, roomConn{se, ch}, &rooms.JoinOptions{Envelopes: true, Since: cmd.Since})
+			cancel()
+			switch {
+			case errors.Is(err, rooms.ErrFuturePosition):
+				s.log.Info("room resume refused", se.client.logAttrs("room", name, "err", err)...)
+				refuse(strings.TrimPrefix(err.Error(), "rooms: ") + "; join without epoch and seq to start from now")
+			case err != nil:
+				se.refuseJoin(ch, name, err)
+			default:
+				s.log.Debug("room joined", se.client.logAttrs("room", name, "member", m.ID(), "resume", cmd.Since != nil)...)
 			}
+		case m == nil:
+			refuse("join first: send {\"type\":\"join\"}")
+		default:
+			se.publish(ch, m, cmd.MessageType, cmd.Data)
 		}
 		msg.Release()
 	}

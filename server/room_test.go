@@ -12,6 +12,7 @@ import (
 
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/internal/wstest"
+	"github.com/wschan/wschan/rooms"
 	"github.com/wschan/wschan/server"
 )
 
@@ -301,4 +302,18 @@ func TestRoomDrain(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	srv.done <- nil // for the cleanup
+}
+
+// The envelope protocol is chosen on a room route wherever the client
+// offers it, not only first; elsewhere the first offer is taken.
+func TestRoomSubprotocolPreferred(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{})
+	offer := &wschan.DialOptions{Subprotocols: []string{"chat", rooms.Subprotocol}}
+	if ch := wstest.Dial(t, srv.WS+"/ws/room/pref", offer); ch.Protocol() != rooms.Subprotocol {
+		t.Errorf("room route selected %q, want %q", ch.Protocol(), rooms.Subprotocol)
+	}
+	if ch := wstest.Dial(t, srv.WS+"/ws", offer); ch.Protocol() != "chat" {
+		t.Errorf("echo route selected %q, want the first offer", ch.Protocol())
+	}
 }

@@ -72,8 +72,12 @@ func New(cfg Config) (*Server, error) {
 		perIP:    map[string]int{},
 	}
 	s.trusted = newTrustedSet(cfg.TrustedProxies)
+	broker := cfg.RoomBroker
+	if broker == nil {
+		broker = rooms.NewMemoryBroker(&rooms.MemoryBrokerOptions{HistorySize: max(0, cfg.RoomHistory), HistoryTTL: cfg.RoomHistoryTTL})
+	}
 	s.hub = rooms.NewHub(&rooms.HubOptions{
-		Broker:       cfg.RoomBroker,
+		Broker:       broker,
 		MaxMembers:   cfg.MaxRoomMembers,
 		MaxRooms:     cfg.MaxRooms,
 		QueueSize:    cfg.RoomQueue,

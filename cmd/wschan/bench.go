@@ -47,7 +47,8 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
   wschan bench ws://localhost:8080/ws --conns 100 --duration 30s --warmup 5s
   wschan bench ws://localhost:8080/ws --conns 10 --pipeline 16 --size 16KiB --json
   wschan bench ws://localhost:8080/ws --conns 50 --rate 20000 --pipeline 64    # open loop
-  wschan bench ws://localhost:8080/ws --hold --conns 10000 --ramp 2000 --duration 30s --server-pid $!`,
+  wschan bench ws://localhost:8080/ws --hold --conns 10000 --ramp 2000 --duration 30s --server-pid $!
+  wschan bench ws://localhost:8080 --room lobby --conns 100 --rate 100 --size 64 --duration 30s`,
 		Args:              oneURLArg,
 		ValidArgsFunction: noFileCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,6 +74,7 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 	fs.BoolVar(&c.Compression, name("compression"), false, "offer permessage-deflate")
 	fs.Var(optDurationValue(&c.Warmup), name("warmup"), "send for this long first without measuring (default none)")
 	fs.BoolVar(&c.Hold, name("hold"), false, "idle mode: open --conns connections, hold them for --duration, report connect rate and failures")
+	fs.StringVar(&c.Room, name("room"), "", "fan-out mode: every connection joins the wschan serve room `NAME` and publishes its share of --rate (default 1 msg/s each); reports the delay from publish to each member and delivered/expected counts")
 	fs.BoolVar(&o.json, name("json"), false, "write the result as one JSON document (fields: go doc github.com/wschan/wschan/bench)")
 	fs.Var(intValue(&c.ServerPID), name("server-pid"), "`pid` of the server on this machine: report its CPU time per message and memory (Linux)")
 	fs.Var(durationValue(&c.ReplyTimeout, false), name("reply-timeout"), "count a message lost when its reply takes longer; also the longest wait for the last replies")
@@ -81,6 +83,7 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 	cmd.MarkFlagsMutuallyExclusive("text", "binary")
 	cmd.MarkFlagsMutuallyExclusive("duration", "messages")
 	cmd.MarkFlagsMutuallyExclusive("hold", "messages")
+	cmd.MarkFlagsMutuallyExclusive("hold", "room")
 	return cmd
 }
 
@@ -96,6 +99,18 @@ was due, so a server that falls behind shows in the latencies instead of
 slowing the client down; raise --pipeline so it does not cap the rate.
 --hold opens the connections and holds them idle: connect rate, failures,
 and with --server-pid the server's memory per connection.
+
+Fan-out (--room NAME, against wschan serve): every connection joins the
+room /ws/room/NAME (the URL's path is replaced unless it is a room's;
+several comma-separated URLs spread the members over instances that
+share rooms on NATS) and
+publishes its share of --rate (default: one message per second per
+member), on schedule, for --duration or --messages each. Before the clock
+starts, a probe makes sure every member is in the room. Each member times
+every message from when it was due to when it arrived (p50 to max), and
+the run counts deliveries against published × members: any shortfall is
+lost (exit 4); a message from one sender older than one already seen is
+out of order.
 
 Checks: each message carries its connection and sequence number. A reply
 with other bytes is corrupted; a message without a reply within
@@ -133,7 +148,7 @@ func (o *benchOptions) applyEnv(cmd *cobra.Command, lookupEnv lookupEnvFunc) err
 		return err
 	}
 	fs := cmd.Flags()
-	for _, pair := range [][2]string{{"text", "binary"}, {"duration", "messages"}, {"hold", "messages"}} {
+	for _, pair := range [][2]string{{"text", "binary"}, {"duration", "messages"}, {"hold", "messages"}, {"hold", "room"}} {
 		if fs.Changed(pair[0]) && fs.Changed(pair[1]) {
 			return fmt.Errorf("--%s and --%s do not go together (one may come from a %s variable)", pair[0], pair[1], benchEnvPrefix)
 		}
@@ -150,6 +165,8 @@ func limitedLine(limited string) string {
 		hint = "if it is wschan serve, raise its --message-rate (-1 for no limit)"
 	case strings.Contains(limited, "too many connections from"):
 		hint = "if it is wschan serve, raise its --max-conns-per-ip (-1 for no limit)"
+	case strings.Contains(limited, "too slow"):
+		hint = "a room member could not keep up: if it is wschan serve, raise its --room-queue, or send less: fewer --conns, a lower --rate"
 	case strings.Contains(limited, "connection limit"):
 		hint = "if it is wschan serve, raise its --max-conns (-1 for no limit)"
 	}

@@ -80,6 +80,8 @@ func (o *serveOptions) command() *cobra.Command {
 		MaxRoomMembers:   server.DefaultMaxRoomMembers,
 		MaxRooms:         server.DefaultMaxRooms,
 		RoomQueue:        server.DefaultRoomQueue,
+		RoomHistory:      server.DefaultRoomHistory,
+		RoomHistoryTTL:   server.DefaultRoomHistoryTTL,
 	}
 	o.logFormat, o.logLevel = "text", slog.LevelInfo
 
@@ -123,6 +125,10 @@ func (o *serveOptions) command() *cobra.Command {
 		"rooms with members at once; a client opening one more gets HTTP 503 with Retry-After; -1 for no limit")
 	fs.Var(intValue(&c.RoomQueue), name("room-queue"),
 		"room messages waiting per member; a member whose queue is full is closed with 1008 \"too slow\"")
+	fs.Var(intValue(&c.RoomHistory), name("room-history"),
+		"messages each room keeps for members that resume (wschan.room.v1): in memory, or on JetStream with --nats; -1 for none")
+	fs.Var(durationValue(&c.RoomHistoryTTL, false), name("room-history-ttl"),
+		"how long a room keeps a message for members that resume")
 
 	n := &o.nats
 	fs.StringVar(&n.URLs, name("nats"), "",
@@ -137,6 +143,8 @@ func (o *serveOptions) command() *cobra.Command {
 	fs.StringVar(&n.TLSKeyFile, name("nats-tls-key"), "", "client key `file` for --nats-tls-cert")
 	fs.StringVar(&n.Prefix, name("nats-subject-prefix"), natsbroker.DefaultPrefix,
 		"NATS subjects for rooms are `prefix`.<room>; instances that share rooms use the same prefix")
+	fs.Var(intValue(&n.HistoryReplicas), name("nats-history-replicas"),
+		"copies of each room's JetStream history (default 1; 3 survives the loss of a node in a 3-node cluster)")
 
 	fs.Var(durationValue(&c.HandshakeTimeout, false), name("handshake-timeout"),
 		"time a client has to send its request headers (slowloris guard)")
@@ -194,7 +202,8 @@ Endpoints, on one listener (--addr, default ` + server.DefaultAddr + `):
   /readyz    readiness: 200 "ready", 503 while draining or while --nats is set
              and NATS is unreachable (echo keeps working)
   /metrics   Prometheus metrics: connections, handshakes, messages, bytes, close
-             codes, rooms, room members and messages, slow-member disconnects
+             codes, rooms, room members and messages, slow-member disconnects,
+             resumes (hit or gap)
 
 Test scenarios for client developers (--no-scenarios turns them off):
 `)
@@ -231,6 +240,13 @@ anyone else closes the connection.
 Rooms: a member that does not keep up is closed with 1008 "too slow" once
 --room-queue messages wait for it, so it never slows the room; the message
 size, rate and connection limits apply to members as to echo clients.
+A client that offers the subprotocol wschan.room.v1 speaks JSON instead:
+it sends {"type":"join"} (or {"type":"join","epoch":E,"seq":N} to get what
+it missed since message N) and {"type":"message","text":"..."}, and hears
+a welcome with the room's position, each message with its seq and sender,
+joins and leaves with the member count, and a "gap" event when the history
+(--room-history messages, at most --room-history-ttl old; JetStream with
+--nats, which must then run JetStream) does not reach back far enough.
 
 Automatic HTTPS: with --acme-domain ws.example.com (the name's DNS must
 point at this machine) the server gets a certificate from Let's Encrypt
@@ -300,6 +316,12 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 		}
 		n.OnLost = func(room string, count uint64) {
 			log.Warn("rooms: messages from other instances lost", "room", room, "lost", count)
+		}
+		if cfg.RoomHistory > 0 {
+			n.HistorySize, n.HistoryTTL = cfg.RoomHistory, cfg.RoomHistoryTTL
+			n.OnHistoryError = func(room string, err error) {
+				log.Warn("rooms: no JetStream history for this room: it is carried without, and members that resume are told of a gap", "room", room, "err", err)
+			}
 		}
 		b, err := natsbroker.Connect(n)
 		if err != nil {

@@ -117,6 +117,8 @@ func TestServeConfig(t *testing.T) {
 		MaxRoomMembers:   server.DefaultMaxRoomMembers,
 		MaxRooms:         server.DefaultMaxRooms,
 		RoomQueue:        server.DefaultRoomQueue,
+		RoomHistory:      server.DefaultRoomHistory,
+		RoomHistoryTTL:   server.DefaultRoomHistoryTTL,
 	}
 	every := server.Config{
 		Addr:             "0.0.0.0:9000",
@@ -150,6 +152,8 @@ func TestServeConfig(t *testing.T) {
 		ACMECARoot:       "ca.pem",
 		ACMEDir:          "/var/lib/wschan/acme",
 		HTTPAddr:         ":8081",
+		RoomHistory:      -1,
+		RoomHistoryTTL:   time.Hour,
 	}
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
@@ -163,6 +167,7 @@ func TestServeConfig(t *testing.T) {
 		"--acme-domain", "ws.example.com", "--acme-domain", "www.example.com", "--acme-email", "admin@example.com",
 		"--acme-ca", "https://ca.example.com/dir", "--acme-ca-root", "ca.pem", "--acme-dir", "/var/lib/wschan/acme",
 		"--http-addr", ":8081",
+		"--room-history", "-1", "--room-history-ttl", "1h",
 	}
 	everyEnv := map[string]string{
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
@@ -178,6 +183,7 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_ACME_DOMAIN": "ws.example.com,www.example.com", "WSCHAN_ACME_EMAIL": "admin@example.com",
 		"WSCHAN_ACME_CA": "https://ca.example.com/dir", "WSCHAN_ACME_CA_ROOT": "ca.pem",
 		"WSCHAN_ACME_DIR": "/var/lib/wschan/acme", "WSCHAN_HTTP_ADDR": ":8081",
+		"WSCHAN_ROOM_HISTORY": "-1", "WSCHAN_ROOM_HISTORY_TTL": "1h",
 	}
 	with := func(c server.Config, f func(*server.Config)) server.Config { f(&c); return c }
 

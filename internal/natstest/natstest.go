@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -83,6 +84,19 @@ func (c *Cluster) URLs() string {
 // to all the others, and kills them at cleanup.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startCluster(t, n, false)
+}
+
+// StartJetStreamCluster is StartCluster with JetStream on every node
+// (stores in the test's temporary directory); it also waits until the
+// JetStream cluster has elected its leader.
+func StartJetStreamCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return startCluster(t, n, true)
+}
+
+func startCluster(t testing.TB, n int, js bool) *Cluster {
+	t.Helper()
 	bin := Binary(t)
 	type ports struct{ client, cluster, monitor string }
 	ps := make([]ports, n)
@@ -104,6 +118,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			}
 		}
 		args := []string{"-a", "127.0.0.1", "-p", p.client, "-m", p.monitor, "-n", fmt.Sprintf("node%d", i+1)}
+		if js {
+			args = append(args, "-js", "--store_dir", t.TempDir())
+		}
 		if n > 1 {
 			args = append(args, "--cluster_name", "wschan-test", "--cluster", "nats://127.0.0.1:"+p.cluster, "--routes", strings.Join(routes, ","))
 		}
@@ -124,7 +141,67 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for _, node := range c.Nodes {
 		node.waitRoutes(t, ctx, n-1)
 	}
+	if js {
+		for _, node := range c.Nodes {
+			node.waitJetStream(t, ctx, n > 1)
+		}
+	}
 	return c
+}
+
+// waitJetStream polls the node's /jsz until JetStream is on and, in a
+// cluster, has a meta leader.
+func (n *Node) waitJetStream(t testing.TB, ctx context.Context, clustered bool) {
+	t.Helper()
+	n.poll(t, ctx, "/jsz", "JetStream ready", func(body []byte) (bool, string) {
+		var jz struct {
+			Disabled bool `json:"disabled"`
+			Meta     *struct {
+				Leader string `json:"leader"`
+			} `json:"meta_cluster"`
+		}
+		if err := json.Unmarshal(body, &jz); err != nil {
+			return false, err.Error()
+		}
+		if jz.Disabled {
+			return false, "JetStream disabled"
+		}
+		if clustered && (jz.Meta == nil || jz.Meta.Leader == "") {
+			return false, "no meta leader"
+		}
+		return true, ""
+	})
+}
+
+// poll GETs path from the node's monitor until ok says so.
+func (n *Node) poll(t testing.TB, ctx context.Context, path, want string, ok func([]byte) (bool, string)) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.monitor+path, nil)
+		if resp, err := client.Do(req); err == nil {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				var done bool
+				if done, last = ok(body); done {
+					return
+				}
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-tick.C:
+		case <-n.exited:
+			t.Fatalf("nats-server %s exited while starting", n.Name)
+		case <-ctx.Done():
+			t.Fatalf("nats-server %s: want %s, have %s", n.Name, want, last)
+		}
+	}
 }
 
 // waitRoutes polls the node's /routez until it has want routes.

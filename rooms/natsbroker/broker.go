@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/rooms"
 )
@@ -59,6 +60,25 @@ type Options struct {
 	// block.
 	OnStatus func(err error)
 
+	// HistorySize, when set, keeps each room's last HistorySize messages
+	// on JetStream, for members that resume (rooms.History): a stream per
+	// room, PREFIX with dots as underscores, "_", the room name
+	// ("wschan_room_lobby"), on file storage, also bounded by HistoryTTL
+	// (default DefaultHistoryTTL, 5m) and HistoryBytes (default 1 MiB).
+	// HistoryReplicas copies it to that many servers (default 1; 3 lets
+	// history survive a node's loss). The NATS servers must run JetStream;
+	// a room whose stream cannot be found or made (JetStream off or
+	// unreachable) is carried without history, and its resuming members
+	// are told of a gap. Default 0: no history.
+	HistorySize     int
+	HistoryTTL      time.Duration
+	HistoryBytes    int64
+	HistoryReplicas int
+
+	// OnHistoryError, when set, is called when a room is carried without
+	// history because its stream could not be found or made.
+	OnHistoryError func(room string, err error)
+
 	// OnLost, when set, is called when publications to room are found
 	// missing (n of them, from one publisher), as Lost counts them. It
 	// runs on the room's delivery goroutine and must not block.
@@ -75,12 +95,16 @@ type Broker struct {
 	mu   sync.Mutex
 	seqs map[string]*atomic.Uint64 // next sequence per room published to
 
+	js      jetstream.JetStream // nil without history
+	streams map[string]*jsRoom  // under mu
+
 	status atomic.Pointer[error] // nil pointer: connected
 	lost   atomic.Uint64
 }
 
 var _ rooms.Broker = (*Broker)(nil)
 var _ rooms.Health = (*Broker)(nil)
+var _ rooms.History = (*Broker)(nil)
 
 // Connect checks opts and starts connecting to NATS in the background: it
 // returns before the first connection is made, and a server that is down
@@ -103,7 +127,21 @@ func Connect(opts Options) (*Broker, error) {
 	if o.ReconnectWait <= 0 {
 		o.ReconnectWait = 2 * time.Second
 	}
-	b := &Broker{opts: o, id: rand.Text()[:12], seqs: map[string]*atomic.Uint64{}}
+	if o.HistorySize < 0 {
+		return nil, errors.New("natsbroker: history size must be positive")
+	}
+	if o.HistorySize > 0 {
+		if o.HistoryTTL <= 0 {
+			o.HistoryTTL = DefaultHistoryTTL
+		}
+		if o.HistoryBytes <= 0 {
+			o.HistoryBytes = DefaultHistoryBytes
+		}
+		if o.HistoryReplicas <= 0 {
+			o.HistoryReplicas = 1
+		}
+	}
+	b := &Broker{opts: o, id: rand.Text()[:12], seqs: map[string]*atomic.Uint64{}, streams: map[string]*jsRoom{}}
 	notConnected := fmt.Errorf("natsbroker: connecting to NATS at %s", o.URLs)
 	b.status.Store(&notConnected)
 	nopts := []nats.Option{
@@ -153,6 +191,12 @@ func Connect(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
 	b.nc = nc
+	if o.HistorySize > 0 {
+		if b.js, err = jetstream.New(nc); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("natsbroker: %w", err)
+		}
+	}
 	if nc.IsConnected() {
 		b.setStatus(nil)
 	}
@@ -249,24 +293,48 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(rooms.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	last := map[string]uint64{} // origin → last sequence seen; only the subscription's goroutine uses it
+	if b.js != nil {
+		sub, err := b.subscribeHistory(ctx, room, deliver)
+		if err == nil {
+			return sub, nil
+		}
+		// Carry the room without history rather than not at all; its
+		// resuming members are told of a gap.
+		if b.opts.OnHistoryError != nil {
+			b.opts.OnHistoryError(room, err)
+		}
+	}
+	check := b.lossCheck(room)
 	sub, err := b.nc.Subscribe(subj, func(m *nats.Msg) {
 		e, err := decode(m.Data)
 		if err != nil {
 			return
 		}
-		if prev, ok := last[e.origin]; ok && e.seq > prev+1 {
-			n := e.seq - prev - 1
-			b.lost.Add(n)
-			if b.opts.OnLost != nil {
-				b.opts.OnLost(room, n)
-			}
-		}
-		last[e.origin] = e.seq
+		check(e)
 		deliver(rooms.Publication{Type: e.typ, Data: e.data, Sender: e.sender})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe to %s: %w", subj, err)
 	}
 	return sub, nil
+}
+
+// lossCheck returns a function that counts the publications missing
+// before e, per publisher, as Lost and OnLost report them. It is for one
+// subscription's goroutine.
+func (b *Broker) lossCheck(room string) func(e envelope) {
+	last := map[string]uint64{} // origin → last sequence seen
+	return func(e envelope) {
+		if prev, ok := last[e.origin]; ok && e.seq > prev+1 {
+			b.addLost(room, e.seq-prev-1)
+		}
+		last[e.origin] = e.seq
+	}
+}
+
+func (b *Broker) addLost(room string, n uint64) {
+	b.lost.Add(n)
+	if b.opts.OnLost != nil {
+		b.opts.OnLost(room, n)
+	}
 }

@@ -70,6 +70,19 @@ export const messages = {
     errBadUrl: ({ url }) => `Not a valid WebSocket URL: ${url}`,
     errNotOpen: 'Not connected: connect first, then send.',
     errSend: ({ error }) => `Could not send: ${error}`,
+    roomLabel: 'Room name',
+    joinRoom: 'Join room',
+    roomHint: 'Everyone in the room sees every message, with who sent it.',
+    errRoomName: 'A room name is 1 to 64 letters, digits, - or _.',
+    roomStatus: ({ room, n }) => `Room ${room}: ${n} ${n === 1 ? 'member' : 'members'}`,
+    fromWho: ({ who }) => `from ${who}`,
+    fromYou: 'you',
+    fromServer: 'the server',
+    evWelcome: ({ room, me, n }) => `joined room ${room} as ${me} (${n} ${n === 1 ? 'member' : 'members'})`,
+    evJoined: ({ member, n }) => `${member} joined (${n} ${n === 1 ? 'member' : 'members'})`,
+    evLeft: ({ member, n }) => `${member} left (${n} ${n === 1 ? 'member' : 'members'})`,
+    evGap: ({ from, to }) => (to ? `messages ${from} to ${to} were missed and are gone` : 'messages were missed while away and are gone'),
+    evRoomError: ({ error }) => `the server refused: ${error}`,
   },
   'zh-CN': {
     title: 'WebSocket 演示',
@@ -131,6 +144,19 @@ export const messages = {
     errBadUrl: ({ url }) => `不是有效的 WebSocket URL：${url}`,
     errNotOpen: '尚未连接：请先连接，再发送。',
     errSend: ({ error }) => `发送失败：${error}`,
+    roomLabel: '房间名',
+    joinRoom: '加入房间',
+    roomHint: '房间里的每个人都能看到每条消息以及发送者。',
+    errRoomName: '房间名须为 1 到 64 个字母、数字、- 或 _。',
+    roomStatus: ({ room, n }) => `房间 ${room}：${n} 位成员`,
+    fromWho: ({ who }) => `来自 ${who}`,
+    fromYou: '你',
+    fromServer: '服务器',
+    evWelcome: ({ room, me, n }) => `以 ${me} 的身份加入房间 ${room}（${n} 位成员）`,
+    evJoined: ({ member, n }) => `${member} 加入了（${n} 位成员）`,
+    evLeft: ({ member, n }) => `${member} 离开了（${n} 位成员）`,
+    evGap: ({ from, to }) => (to ? `第 ${from} 到 ${to} 条消息在离开期间错过，已无法找回` : '离开期间错过的消息已无法找回'),
+    evRoomError: ({ error }) => `服务器拒绝：${error}`,
   },
 };
 
@@ -179,6 +205,30 @@ export function pickLanguage(langs) {
   return 'en';
 }
 
+// ROOM_PROTOCOL is the subprotocol of the server's room envelopes.
+export const ROOM_PROTOCOL = 'wschan.room.v1';
+
+// validRoom reports whether name can name a room on the server.
+export function validRoom(name) {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(name);
+}
+
+// roomURL is the room's URL on the server of base (a ws:// or wss:// URL).
+export function roomURL(base, name) {
+  const u = new URL(base);
+  u.pathname = '/ws/room/' + name;
+  u.search = '';
+  return u.href;
+}
+
+// fromBase64 decodes base64 to bytes.
+export function fromBase64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 // defaultURL is this server's own echo endpoint, wss on an https page.
 export function defaultURL(loc) {
   if (!loc.host) return 'ws://127.0.0.1:8080/ws';
@@ -212,7 +262,8 @@ function main() {
     state: $('state'), stateText: $('state-text'), connectForm: $('connect-form'), url: $('url'),
     disconnect: $('disconnect'), connectError: $('connect-error'), cmdWschan: $('cmd-wschan'),
     cmdWscat: $('cmd-wscat'), copyStatus: $('copy-status'), log: $('log'), logEmpty: $('log-empty'),
-    clearLog: $('clear-log'),
+    clearLog: $('clear-log'), roomForm: $('room-form'), room: $('room'), roomError: $('room-error'),
+    roomStatus: $('room-status'),
   };
 
   const app = {
@@ -226,7 +277,10 @@ function main() {
     userClosed: false,
     latest: null, // the last received entry
     log: [], // entries: {dir, kind, data, at} or {dir: 'event', key, params, at}
-    errors: { send: null, connect: null }, // {key, params}
+    errors: { send: null, connect: null, room: null }, // {key, params}
+    // Room mode: {name, me, members, epoch, seq}; the position lets a
+    // reconnect resume where the page left off.
+    room: null,
   };
 
   function t(key, params = {}) {
@@ -266,9 +320,9 @@ function main() {
 
   function renderError(which) {
     const e = app.errors[which];
-    const node = which === 'send' ? el.sendError : el.connectError;
+    const node = { send: el.sendError, connect: el.connectError, room: el.roomError }[which];
     node.textContent = e ? t(e.key, e.params) : '';
-    const input = which === 'send' ? el.message : el.url;
+    const input = { send: el.message, connect: el.url, room: el.room }[which];
     if (e) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
   }
@@ -284,7 +338,8 @@ function main() {
       return;
     }
     const kind = m.kind === 'binary' ? t('kindBinary', { n: m.data.length }) : t('kindText');
-    el.latestMeta.textContent = `${kind} · ${t('receivedAt', { time: clock(m.at) })}`;
+    const from = 'from' in m ? ` · ${fromText(m)}` : '';
+    el.latestMeta.textContent = `${kind}${from} · ${t('receivedAt', { time: clock(m.at) })}`;
     el.latestBody.dataset.kind = m.kind;
     if (m.kind === 'binary') {
       el.latestBody.classList.add('binary');
@@ -295,6 +350,16 @@ function main() {
     } else {
       el.latestBody.textContent = m.data;
     }
+  }
+
+  // fromText names a room message's sender.
+  function fromText(e) {
+    return t('fromWho', { who: e.fromMe ? t('fromYou') : e.from || t('fromServer') });
+  }
+
+  function renderRoom() {
+    const r = app.room;
+    el.roomStatus.textContent = r && r.me ? t('roomStatus', { room: r.name, n: r.members }) : '';
   }
 
   function logItem(e) {
@@ -321,6 +386,12 @@ function main() {
       kind.className = 'kind';
       kind.textContent = e.kind === 'binary' ? t('kindBinary', { n: e.data.length }) : t('kindText');
       li.append(kind, ' ');
+      if ('from' in e) {
+        const from = document.createElement('span');
+        from.className = 'from';
+        from.textContent = fromText(e);
+        li.append(from, ' ');
+      }
       if (e.kind === 'binary') body.textContent = hex(e.data);
       else body.textContent = e.data === '' ? t('emptyMessage') : e.data;
     }
@@ -344,6 +415,8 @@ function main() {
     renderState();
     renderError('send');
     renderError('connect');
+    renderError('room');
+    renderRoom();
     renderLatest();
     renderLog();
     renderCommands();
@@ -394,7 +467,7 @@ function main() {
     app.userClosed = false;
     let ws;
     try {
-      ws = new WebSocket(url);
+      ws = app.room ? new WebSocket(url, [ROOM_PROTOCOL]) : new WebSocket(url);
     } catch {
       setError('connect', 'errBadUrl', { url });
       setState('closed', 'stateClosed');
@@ -411,10 +484,16 @@ function main() {
       setError('connect', null);
       setState('open', 'stateOpen', { url });
       addEntry({ dir: 'event', key: 'evOpen', params: { url, protocol: ws.protocol } });
+      if (app.room && ws.protocol === ROOM_PROTOCOL) {
+        const r = app.room;
+        const join = r.epoch !== null ? { type: 'join', epoch: r.epoch, seq: r.seq } : { type: 'join' };
+        ws.send(JSON.stringify(join));
+      }
     });
     ws.addEventListener('message', (ev) => {
       if (ws !== app.ws) return;
-      if (typeof ev.data === 'string') addEntry({ dir: 'received', kind: 'text', data: ev.data });
+      if (app.room && ws.protocol === ROOM_PROTOCOL && typeof ev.data === 'string') roomEvent(ev.data);
+      else if (typeof ev.data === 'string') addEntry({ dir: 'received', kind: 'text', data: ev.data });
       else addEntry({ dir: 'received', kind: 'binary', data: new Uint8Array(ev.data) });
     });
     ws.addEventListener('close', (ev) => {
@@ -433,6 +512,65 @@ function main() {
         setState('closed', 'stateClosedWith', { close });
       }
     });
+  }
+
+  // roomEvent handles one envelope from the room.
+  function roomEvent(text) {
+    let ev;
+    try {
+      ev = JSON.parse(text);
+    } catch {
+      addEntry({ dir: 'received', kind: 'text', data: text });
+      return;
+    }
+    const r = app.room;
+    if (typeof ev.seq === 'number' && (ev.type === 'welcome' || ev.type === 'message')) r.seq = Math.max(r.seq ?? 0, ev.seq);
+    switch (ev.type) {
+      case 'welcome':
+        if (r.epoch !== ev.epoch) r.seq = ev.seq ?? 0;
+        r.me = ev.member;
+        r.members = ev.members ?? 0;
+        r.epoch = ev.epoch ?? '';
+        addEntry({ dir: 'event', key: 'evWelcome', params: { room: r.name, me: r.me, n: r.members } });
+        break;
+      case 'message': {
+        const from = ev.from ?? '';
+        const fromMe = from !== '' && from === r.me;
+        if (typeof ev.text === 'string') addEntry({ dir: 'received', kind: 'text', data: ev.text, from, fromMe });
+        else addEntry({ dir: 'received', kind: 'binary', data: fromBase64(ev.binary ?? ''), from, fromMe });
+        break;
+      }
+      case 'join':
+      case 'leave':
+        r.members = ev.members ?? 0;
+        addEntry({ dir: 'event', key: ev.type === 'join' ? 'evJoined' : 'evLeft', params: { member: ev.member, n: r.members } });
+        break;
+      case 'gap':
+        addEntry({ dir: 'event', key: 'evGap', params: { from: ev.from_seq ?? 0, to: ev.to_seq ?? 0 } });
+        break;
+      case 'error':
+        addEntry({ dir: 'event', key: 'evRoomError', params: { error: ev.error ?? '' } });
+        break;
+    }
+    renderRoom();
+  }
+
+  function joinRoom() {
+    const name = el.room.value.trim();
+    if (!validRoom(name)) {
+      setError('room', 'errRoomName');
+      el.room.focus();
+      return;
+    }
+    setError('room', null);
+    const base = checkURL(el.url.value.trim()) ? app.url : el.url.value.trim();
+    const url = roomURL(base, name);
+    el.url.value = url;
+    renderCommands();
+    app.room = { name, me: null, members: 0, epoch: null, seq: null };
+    renderRoom();
+    app.attempt = 0;
+    open(url);
   }
 
   function scheduleRetry(close) {
@@ -471,8 +609,10 @@ function main() {
       return;
     }
     const data = kind === 'binary' ? new TextEncoder().encode(text) : text;
+    // In a room, text goes in a message command; binary goes as it is.
+    const wire = app.room && app.ws.protocol === ROOM_PROTOCOL && kind === 'text' ? JSON.stringify({ type: 'message', text }) : data;
     try {
-      app.ws.send(data);
+      app.ws.send(wire);
     } catch (err) {
       setError('send', 'errSend', { error: String(err) });
       return;
@@ -521,7 +661,16 @@ function main() {
     }
     setError('connect', null);
     app.attempt = 0;
+    app.room = null;
+    renderRoom();
     open(url);
+  });
+  el.roomForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    joinRoom();
+  });
+  el.room.addEventListener('input', () => {
+    if (app.errors.room) setError('room', null);
   });
   el.url.addEventListener('input', renderCommands);
   el.disconnect.addEventListener('click', disconnect);

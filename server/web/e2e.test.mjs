@@ -207,7 +207,7 @@ test('accessibility: roles, names, live regions and axe-core', async (t) => {
     await page.getByRole('status').filter({ hasText: 'Open' }).waitFor();
     await page.getByRole('list', { name: 'Message log' }).waitFor();
     assert.equal(await page.locator('#latest').getAttribute('aria-live'), 'polite');
-    for (const name of ['Send message', 'Send as binary', 'Connect', 'Disconnect', 'Clear',
+    for (const name of ['Send message', 'Send as binary', 'Connect', 'Disconnect', 'Join room', 'Clear',
       'Copy the wschan command', 'Copy the wscat command']) {
       assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, `button ${name}`);
     }
@@ -239,7 +239,7 @@ test('keyboard only: every control is reachable, Enter and Space work', async (t
       return a.id || a.dataset.copy || a.tagName.toLowerCase();
     }));
   }
-  for (const id of ['lang', 'message', 'send', 'send-binary', 'url', 'connect', 'disconnect', 'cmd-wschan', 'cmd-wscat',
+  for (const id of ['lang', 'message', 'send', 'send-binary', 'url', 'connect', 'disconnect', 'room', 'join-room', 'cmd-wschan', 'cmd-wscat',
     'clear-log', 'summary']) {
     assert.ok(order.includes(id), `${id} is not reachable with Tab: ${order.join(' → ')}`);
   }
@@ -410,4 +410,63 @@ test('reconnect: the server stops, then starts again on the same port', async (t
   assert.match(states[0], /^reconnecting: Reconnecting in [\d.]+ s \(attempt 1\): code 1001 \(going away\), reason “server shutting down”$/);
   assert.ok(states.some((s) => /^reconnecting: Reconnecting \(attempt 1\)…$/.test(s)), 'no reconnect attempt shown');
   assert.match(states.at(-1), /^open: Open: ws:/);
+});
+
+// joinRoom types a room name and joins it with Enter, then waits until the
+// server has welcomed the page.
+async function joinRoom(page, name) {
+  await page.getByLabel('Room name').fill(name);
+  await page.getByLabel('Room name').press('Enter');
+  await page.locator('#room-status').filter({ hasText: `Room ${name}:` }).waitFor();
+}
+
+function waitRoomStatus(page, text) {
+  return page.waitForFunction((want) => document.getElementById('room-status').textContent === want, text);
+}
+
+test('room mode: two pages in one room see each other, the sender and the member count', async (t) => {
+  const a = await open(t);
+  const b = await open(t);
+  await joinRoom(a.page, 'e2e-lobby');
+  await waitRoomStatus(a.page, 'Room e2e-lobby: 1 member');
+  assert.equal(await a.page.getByLabel('Server URL').inputValue(), WS_URL + '/room/e2e-lobby');
+  assert.match(await a.page.locator('#cmd-wschan').textContent(), /^wschan connect ws:\/\/.*\/ws\/room\/e2e-lobby$/);
+  await joinRoom(b.page, 'e2e-lobby');
+  await waitRoomStatus(b.page, 'Room e2e-lobby: 2 members');
+  await waitRoomStatus(a.page, 'Room e2e-lobby: 2 members');
+  const me = async (page) => (await page.locator('#log .entry.event').allTextContents()).join('\n').match(/as (\S+) \(/)[1];
+  const idA = await me(a.page);
+  const idB = await me(b.page);
+  assert.notEqual(idA, idB);
+  await a.page.locator('#log').getByText(`${idB} joined (2 members)`).waitFor();
+
+  // A's message reaches both, markup shown as text, with who sent it.
+  await a.page.getByLabel('Send a message').fill('<b>hello from A</b>');
+  await a.page.getByLabel('Send a message').press('Enter');
+  await waitLatest(b.page, '<b>hello from A</b>');
+  await waitLatest(a.page, '<b>hello from A</b>');
+  assert.match(await b.page.locator('#latest-meta').textContent(), new RegExp(`^text · from ${idA} · `));
+  assert.match(await a.page.locator('#latest-meta').textContent(), /^text · from you · /);
+  assert.equal(await b.page.locator('#latest-body b').count(), 0, 'markup was rendered');
+
+  // B's binary message reaches A.
+  await b.page.getByLabel('Send a message').fill('bytes');
+  await b.page.getByRole('button', { name: 'Send as binary', exact: true }).click();
+  await waitLatest(a.page, '62 79 74 65 73');
+  assert.match(await a.page.locator('#latest-meta').textContent(), new RegExp(`^binary, 5 bytes · from ${idB} · `));
+
+  // An invalid name is refused on the page, with the reason.
+  await b.page.getByLabel('Room name').fill('no spaces');
+  await b.page.getByRole('button', { name: 'Join room', exact: true }).click();
+  assert.equal(await b.page.locator('#room-error').textContent(), 'A room name is 1 to 64 letters, digits, - or _.');
+
+  // B leaves: A sees the count drop.
+  await b.page.getByRole('button', { name: 'Disconnect', exact: true }).click();
+  await waitRoomStatus(a.page, 'Room e2e-lobby: 1 member');
+  await a.page.locator('#log').getByText(`${idB} left (1 member)`).waitFor();
+
+  // In Chinese.
+  await a.page.getByLabel('Language').selectOption('zh-CN');
+  await waitRoomStatus(a.page, '房间 e2e-lobby：1 位成员');
+  assert.match(await a.page.locator('#latest-meta').textContent(), new RegExp(`来自 ${idB}`));
 });
