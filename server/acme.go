@@ -73,18 +73,18 @@ func newACME(c Config) (*acmeTLS, error) {
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
-			return nil, fmt.Errorf("%w: --acme-dir has no default here (%v): set it", ErrConfig, err)
+			return nil, newConfigError("{ACMEDir} has no default here (%v): set it", err)
 		}
 		dir = filepath.Join(base, "wschan", "acme")
 	}
 	if err := checkACMEDir(dir); err != nil {
-		return nil, fmt.Errorf("%w: --acme-dir %s: %v", ErrConfig, dir, err)
+		return nil, newConfigError("{ACMEDir} %s: %v", dir, err)
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.ACMECARoot != "" {
 		pool, err := loadRoots(c.ACMECARoot)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --acme-ca-root %s: %v", ErrConfig, c.ACMECARoot, err)
+			return nil, newConfigError("{ACMECARoot} %s: %v", c.ACMECARoot, err)
 		}
 		tlsCfg.RootCAs = pool
 	}

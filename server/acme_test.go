@@ -454,25 +454,25 @@ func TestACMEConfigErrors(t *testing.T) {
 		cfg  server.Config
 		want string
 	}{
-		{"IP address", ok(server.Config{ACMEDomains: []string{"192.0.2.1"}}), `--acme-domain "192.0.2.1" is not a valid DNS name: it is an IP address`},
+		{"IP address", ok(server.Config{ACMEDomains: []string{"192.0.2.1"}}), `ACMEDomains "192.0.2.1" is not a valid DNS name: it is an IP address`},
 		{"no dot", ok(server.Config{ACMEDomains: []string{"localhost"}}), "it needs at least one dot"},
 		{"underscore", ok(server.Config{ACMEDomains: []string{"my_host.example.com"}}), "is not a valid DNS name"},
 		{"space", ok(server.Config{ACMEDomains: []string{"ws example.com"}}), "is not a valid DNS name"},
 		{"wildcard", ok(server.Config{ACMEDomains: []string{"*.example.com"}}), "wildcard names need the DNS-01 challenge"},
 		{"label too long", ok(server.Config{ACMEDomains: []string{strings.Repeat("a", 64) + ".example.com"}}), "1 to 63 characters"},
-		{"leading hyphen", ok(server.Config{ACMEDomains: []string{"-ws.example.com"}}), `--acme-domain "-ws.example.com" is not a valid DNS name`},
+		{"leading hyphen", ok(server.Config{ACMEDomains: []string{"-ws.example.com"}}), `ACMEDomains "-ws.example.com" is not a valid DNS name`},
 		{"empty", ok(server.Config{ACMEDomains: []string{""}}), "it is empty"},
-		{"with tls-cert", ok(server.Config{TLSCert: "c.pem", TLSKey: "k.pem"}), "--acme-domain and --tls-cert exclude each other"},
-		{"with tls-self-signed", ok(server.Config{TLSSelfSigned: true}), "--acme-domain and --tls-self-signed exclude each other"},
-		{"email without domain", server.Config{ACMEEmail: "a@example.com"}, "--acme-email needs --acme-domain"},
-		{"http-addr without domain", server.Config{HTTPAddr: ":80"}, "--http-addr needs --acme-domain"},
-		{"bad email", ok(server.Config{ACMEEmail: "not an address"}), "--acme-email"},
-		{"plain http CA", ok(server.Config{ACMECA: "http://ca.example.com/dir"}), "--acme-ca \"http://ca.example.com/dir\" is not the https:// URL"},
-		{"same ports", ok(server.Config{HTTPAddr: "127.0.0.1:0"}), "--http-addr and --addr are both"},
-		{"dir is a file", ok(server.Config{ACMEDir: file}), "--acme-dir " + file + ": cannot create it"},
+		{"with tls-cert", ok(server.Config{TLSCert: "c.pem", TLSKey: "k.pem"}), "ACMEDomains and TLSCert exclude each other"},
+		{"with tls-self-signed", ok(server.Config{TLSSelfSigned: true}), "ACMEDomains and TLSSelfSigned exclude each other"},
+		{"email without domain", server.Config{ACMEEmail: "a@example.com"}, "ACMEEmail needs ACMEDomains"},
+		{"http-addr without domain", server.Config{HTTPAddr: ":80"}, "HTTPAddr needs ACMEDomains"},
+		{"bad email", ok(server.Config{ACMEEmail: "not an address"}), "ACMEEmail"},
+		{"plain http CA", ok(server.Config{ACMECA: "http://ca.example.com/dir"}), "ACMECA \"http://ca.example.com/dir\" is not the https:// URL"},
+		{"same ports", ok(server.Config{HTTPAddr: "127.0.0.1:0"}), "HTTPAddr and Addr are both"},
+		{"dir is a file", ok(server.Config{ACMEDir: file}), "ACMEDir " + file + ": cannot create it"},
 		{"dir under a file", ok(server.Config{ACMEDir: filepath.Join(file, "acme")}), "cannot create it"},
-		{"CA root not PEM", ok(server.Config{ACMECARoot: notPEM}), "--acme-ca-root " + notPEM + ": it holds no PEM certificate"},
-		{"CA root missing", ok(server.Config{ACMECARoot: filepath.Join(tmp, "missing.pem")}), "--acme-ca-root " + filepath.Join(tmp, "missing.pem") + ": cannot read it"},
+		{"CA root not PEM", ok(server.Config{ACMECARoot: notPEM}), "ACMECARoot " + notPEM + ": it holds no PEM certificate"},
+		{"CA root missing", ok(server.Config{ACMECARoot: filepath.Join(tmp, "missing.pem")}), "ACMECARoot " + filepath.Join(tmp, "missing.pem") + ": cannot read it"},
 	}
 	if runtime.GOOS == "linux" {
 		// Not writable even for root (the tests run as root in CI).
@@ -480,7 +480,7 @@ func TestACMEConfigErrors(t *testing.T) {
 			name string
 			cfg  server.Config
 			want string
-		}{"dir not writable", ok(server.Config{ACMEDir: "/proc/self"}), "--acme-dir /proc/self: cannot write in it"})
+		}{"dir not writable", ok(server.Config{ACMEDir: "/proc/self"}), "ACMEDir /proc/self: cannot write in it"})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -219,8 +219,8 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		cfg  server.Config
 		want string // in the error; "" for none
 	}{
-		{"proxy protocol needs trusted proxies", server.Config{ProxyProtocol: true}, "--proxy-protocol needs --trusted-proxies"},
-		{"invalid range", server.Config{TrustedProxies: []netip.Prefix{{}}}, "--trusted-proxies"},
+		{"proxy protocol needs trusted proxies", server.Config{ProxyProtocol: true}, "ProxyProtocol needs TrustedProxies"},
+		{"invalid range", server.Config{TrustedProxies: []netip.Prefix{{}}}, "TrustedProxies"},
 		{"fine", server.Config{ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, ""},
 	}
 	for _, tt := range tests {

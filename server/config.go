@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -137,6 +138,46 @@ const (
 // ErrConfig is matched by every error Validate returns.
 var ErrConfig = errors.New("invalid server configuration")
 
+// ConfigError is a Config that cannot work. Fields are the Config fields
+// involved, in the order the message names them; Name renders the message
+// with other names for them (the command line's flags, say). It matches
+// ErrConfig.
+type ConfigError struct {
+	Fields []string
+	text   string // the message, each field marked as \x00Field\x00
+}
+
+// newConfigError formats a message in which {Field} names a Config field;
+// only the format's own braces are fields, never a value formatted into it.
+func newConfigError(format string, a ...any) error {
+	e := &ConfigError{}
+	format = configField.ReplaceAllStringFunc(format, func(tok string) string {
+		f := tok[1 : len(tok)-1]
+		e.Fields = append(e.Fields, f)
+		return "\x00" + f + "\x00"
+	})
+	e.text = fmt.Sprintf(format, a...)
+	return e
+}
+
+var configField = regexp.MustCompile(`\{[A-Z][A-Za-z0-9]*\}`)
+
+// Name returns the message with each field named by name(field).
+func (e *ConfigError) Name(name func(field string) string) string {
+	parts := strings.Split(e.text, "\x00")
+	for i := 1; i < len(parts); i += 2 {
+		parts[i] = name(parts[i])
+	}
+	return strings.Join(parts, "")
+}
+
+func (e *ConfigError) Error() string {
+	return ErrConfig.Error() + ": " + e.Name(func(f string) string { return f })
+}
+
+// Is makes a ConfigError match ErrConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
 // withDefaults returns c with defaults filled in.
 func (c Config) withDefaults() Config {
 	def := func(v *time.Duration, d time.Duration) {
@@ -204,74 +245,72 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work, naming it as the
-// command line does.
+// Validate reports the first setting that cannot work, as a *ConfigError
+// naming the fields involved.
 func (c Config) Validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
-	}
+	bad := newConfigError
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			return bad("--addr %q is not host:port (for example 127.0.0.1:8080 or :8080)", c.Addr)
+			return bad("{Addr} %q is not host:port (for example 127.0.0.1:8080 or :8080)", c.Addr)
 		}
 	}
 	if c.MaxMessageSize < 0 {
-		return bad("--max-message-size must be positive")
+		return bad("{MaxMessageSize} must be positive")
 	}
 	if c.MaxConns < -1 {
-		return bad("--max-conns must be positive, or -1 for no limit")
+		return bad("{MaxConns} must be positive, or -1 for no limit")
 	}
 	if c.MaxConnsPerIP < -1 {
-		return bad("--max-conns-per-ip must be positive, or -1 for no limit")
+		return bad("{MaxConnsPerIP} must be positive, or -1 for no limit")
 	}
 	if c.MaxRoomMembers < -1 {
-		return bad("--max-room-members must be positive, or -1 for no limit")
+		return bad("{MaxRoomMembers} must be positive, or -1 for no limit")
 	}
 	if c.MaxRooms < -1 {
-		return bad("--max-rooms must be positive, or -1 for no limit")
+		return bad("{MaxRooms} must be positive, or -1 for no limit")
 	}
 	if c.RoomQueue < 0 {
-		return bad("--room-queue must be positive")
+		return bad("{RoomQueue} must be positive")
 	}
 	if c.RoomHistory < -1 {
-		return bad("--room-history must be positive, or -1 for none")
+		return bad("{RoomHistory} must be positive, or -1 for none")
 	}
 	if c.RoomHistoryTTL < 0 {
-		return bad("--room-history-ttl must be positive")
+		return bad("{RoomHistoryTTL} must be positive")
 	}
 	if c.MessageRate < 0 && c.MessageRate != -1 {
-		return bad("--message-rate must be positive, or -1 for no limit")
+		return bad("{MessageRate} must be positive, or -1 for no limit")
 	}
 	if c.MessageBurst < 0 {
-		return bad("--message-burst must be positive")
+		return bad("{MessageBurst} must be positive")
 	}
 	for _, p := range c.TrustedProxies {
 		if !p.IsValid() {
-			return bad("--trusted-proxies holds an invalid range")
+			return bad("{TrustedProxies} holds an invalid range")
 		}
 	}
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
-		return bad("--proxy-protocol needs --trusted-proxies: the addresses of the proxies that send PROXY headers")
+		return bad("{ProxyProtocol} needs {TrustedProxies}: the addresses of the proxies that send PROXY headers")
 	}
-	for name, d := range map[string]time.Duration{"--handshake-timeout": c.HandshakeTimeout, "--write-timeout": c.WriteTimeout, "--drain-timeout": c.DrainTimeout} {
+	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "WriteTimeout": c.WriteTimeout, "DrainTimeout": c.DrainTimeout} {
 		if d < 0 {
-			return bad("%s must be positive", name)
+			return bad("{" + name + "} must be positive")
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return bad("--tls-cert and --tls-key go together")
+		return bad("{TLSCert} and {TLSKey} go together")
 	}
 	if c.TLSSelfSigned && c.TLSCert != "" {
-		return bad("--tls-self-signed and --tls-cert exclude each other")
+		return bad("{TLSSelfSigned} and {TLSCert} exclude each other")
 	}
 	if err := c.validateACME(); err != nil {
 		return err
 	}
 	if !utf8.ValidString(c.Greeting) {
-		return bad("--greeting must be UTF-8 text (it is sent as a text message)")
+		return bad("{Greeting} must be UTF-8 text (it is sent as a text message)")
 	}
 	if len(c.Greeting) > maxGreeting {
-		return bad("--greeting is longer than %d bytes", maxGreeting)
+		return bad("{Greeting} is longer than %d bytes", maxGreeting)
 	}
 	return nil
 }
@@ -279,48 +318,46 @@ func (c Config) Validate() error {
 // validateACME checks the ACME fields without touching the disk or the
 // network; New checks ACMEDir and ACMECARoot.
 func (c Config) validateACME() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
-	}
+	bad := newConfigError
 	if len(c.ACMEDomains) == 0 {
-		for _, f := range []struct{ flag, v string }{
-			{"--acme-email", c.ACMEEmail}, {"--acme-ca", c.ACMECA}, {"--acme-ca-root", c.ACMECARoot},
-			{"--acme-dir", c.ACMEDir}, {"--http-addr", c.HTTPAddr},
+		for _, f := range []struct{ field, v string }{
+			{"ACMEEmail", c.ACMEEmail}, {"ACMECA", c.ACMECA}, {"ACMECARoot", c.ACMECARoot},
+			{"ACMEDir", c.ACMEDir}, {"HTTPAddr", c.HTTPAddr},
 		} {
 			if f.v != "" {
-				return bad("%s needs --acme-domain: it only applies to automatic HTTPS", f.flag)
+				return bad("{" + f.field + "} needs {ACMEDomains}: it only applies to automatic HTTPS")
 			}
 		}
 		return nil
 	}
 	if c.TLSCert != "" {
-		return bad("--acme-domain and --tls-cert exclude each other: with ACME the server obtains its certificate itself")
+		return bad("{ACMEDomains} and {TLSCert} exclude each other: with ACME the server obtains its certificate itself")
 	}
 	if c.TLSSelfSigned {
-		return bad("--acme-domain and --tls-self-signed exclude each other: with ACME the server obtains its certificate itself")
+		return bad("{ACMEDomains} and {TLSSelfSigned} exclude each other: with ACME the server obtains its certificate itself")
 	}
 	for _, d := range c.ACMEDomains {
 		if _, err := acmeDomain(d); err != nil {
-			return bad("--acme-domain %q is not a valid DNS name: %v", d, err)
+			return bad("{ACMEDomains} %q is not a valid DNS name: %v", d, err)
 		}
 	}
 	if c.ACMECA != "" {
 		u, err := url.Parse(c.ACMECA)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return bad("--acme-ca %q is not the https:// URL of an ACME directory (for example %s)", c.ACMECA, DefaultACMECA)
+			return bad("{ACMECA} %q is not the https:// URL of an ACME directory (for example %s)", c.ACMECA, DefaultACMECA)
 		}
 	}
 	if c.ACMEEmail != "" {
 		if a, err := mail.ParseAddress(c.ACMEEmail); err != nil || a.Address != c.ACMEEmail {
-			return bad("--acme-email %q is not an email address such as admin@example.com", c.ACMEEmail)
+			return bad("{ACMEEmail} %q is not an email address such as admin@example.com", c.ACMEEmail)
 		}
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			return bad("--http-addr %q is not host:port (for example :80)", c.HTTPAddr)
+			return bad("{HTTPAddr} %q is not host:port (for example :80)", c.HTTPAddr)
 		}
 		if c.HTTPAddr == c.Addr {
-			return bad("--http-addr and --addr are both %s: plain HTTP and HTTPS need ports of their own", c.HTTPAddr)
+			return bad("{HTTPAddr} and {Addr} are both %s: plain HTTP and HTTPS need ports of their own", c.HTTPAddr)
 		}
 	}
 	return nil

@@ -23,7 +23,7 @@ func tlsConfig(c Config) (*tls.Config, error) {
 	case c.TLSCert != "":
 		cert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cannot load --tls-cert/--tls-key: %w", ErrConfig, err)
+			return nil, newConfigError("cannot load {TLSCert} and {TLSKey}: %v", err)
 		}
 	case c.TLSSelfSigned:
 		cert, err = selfSigned()

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
-	"net/netip"
-	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/wschan/wschan/rooms/natsbroker"
@@ -336,8 +333,8 @@ func (o *serveOptions) serve(cmd *cobra.Command) error {
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
-		if errors.Is(err, server.ErrConfig) {
-			return o.blameEnv(err) // the user's to fix: a usage error
+		if ce, ok := errors.AsType[*server.ConfigError](err); ok {
+			return o.configError(ce) // the user's to fix: a usage error
 		}
 		return runtimeError{err}
 	}
@@ -367,6 +364,38 @@ func (o *serveOptions) natsFlagSet(cmd *cobra.Command) bool {
 	}
 	return false
 }
+
+// configError words a refused server.Config as the command line: its
+// fields as the flags that set them, and the variables that set those
+// flags, since the user may not have typed them.
+func (o *serveOptions) configError(ce *server.ConfigError) error {
+	flag := func(field string) string {
+		if f, ok := configFlags[field]; ok {
+			return "--" + f
+		}
+		return field
+	}
+	msg := "invalid server configuration: " + ce.Name(flag)
+	var vars []string
+	for _, field := range ce.Fields {
+		if f, ok := configFlags[field]; ok && slices.Contains(o.fromEnv, f) {
+			vars = append(vars, envName(f))
+		}
+	}
+	if len(vars) > 0 {
+		msg += " (set by " + strings.Join(vars, ", ") + ")"
+	}
+	return &worded{msg, ce}
+}
+
+// worded is an error with the command line's own wording.
+type worded struct {
+	msg string
+	err error
+}
+
+func (e *worded) Error() string { return e.msg }
+func (e *worded) Unwrap() error { return e.err }
 
 // blameEnv adds to a configuration error the variables that set the flags
 // it names, since the user may not have typed them.
@@ -434,185 +463,4 @@ func acmeURLs(domain string, addr net.Addr) (ws, page string) {
 		host = net.JoinHostPort(host, port)
 	}
 	return "wss://" + host + "/ws", "https://" + host + "/"
-}
-
-// value is a flag value: parse reads it, format shows it (in --help for
-// the default), and parse's errors say what to write instead, for flags
-// and WSCHAN_* variables alike.
-type value[T any] struct {
-	p      *T
-	parse  func(string) (T, error)
-	format func(T) string
-	typ    string
-}
-
-func (v value[T]) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.format(*v.p)
-}
-
-func (v value[T]) Set(s string) error {
-	x, err := v.parse(s)
-	if err != nil {
-		return err
-	}
-	*v.p = x
-	return nil
-}
-
-func (v value[T]) Type() string { return v.typ }
-
-func boolValue(p *bool) value[bool] {
-	return value[bool]{p, func(s string) (bool, error) {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return false, errors.New("want true or false")
-		}
-		return b, nil
-	}, strconv.FormatBool, "bool"}
-}
-
-func intValue(p *int) value[int] {
-	return value[int]{p, func(s string) (int, error) {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return 0, errors.New("want a whole number, such as 100")
-		}
-		return n, nil
-	}, strconv.Itoa, "int"}
-}
-
-func floatValue(p *float64) value[float64] {
-	return value[float64]{p, func(s string) (float64, error) {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, errors.New("want a number, such as 100 or 0.5")
-		}
-		return f, nil
-	}, func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }, "float"}
-}
-
-// prefixesValue reads comma-separated IP addresses (one address each) and
-// CIDR ranges.
-func prefixesValue(p *[]netip.Prefix) value[[]netip.Prefix] {
-	return value[[]netip.Prefix]{p, func(s string) ([]netip.Prefix, error) {
-		var ps []netip.Prefix
-		for _, f := range strings.Split(s, ",") {
-			f = strings.TrimSpace(f)
-			if f == "" {
-				continue
-			}
-			if pr, err := netip.ParsePrefix(f); err == nil {
-				ps = append(ps, pr)
-			} else if ip, err := netip.ParseAddr(f); err == nil && ip.Zone() == "" {
-				ps = append(ps, netip.PrefixFrom(ip, ip.BitLen()))
-			} else {
-				return nil, fmt.Errorf("%q is not an IP address or CIDR range: want addresses and ranges such as 10.0.0.0/8,192.168.1.5,::1", f)
-			}
-		}
-		return ps, nil
-	}, func(ps []netip.Prefix) string {
-		var ss []string
-		for _, p := range ps {
-			if p.IsSingleIP() {
-				ss = append(ss, p.Addr().String())
-			} else {
-				ss = append(ss, p.String())
-			}
-		}
-		return strings.Join(ss, ",")
-	}, "cidrs"}
-}
-
-func sizeValue(p *int64) value[int64] { return value[int64]{p, parseSize, formatSize, "size"} }
-
-// durationValue reads a duration; with off, also "off" (and -1), stored as -1.
-func durationValue(p *time.Duration, off bool) value[time.Duration] {
-	hint := "want a duration, such as 10s, 1m30s or 500ms"
-	if off {
-		hint += ", or off"
-	}
-	return value[time.Duration]{p, func(s string) (time.Duration, error) {
-		if t := strings.ToLower(strings.TrimSpace(s)); off && (t == "off" || t == "-1") {
-			return -1, nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, errors.New(hint)
-		}
-		return d, nil
-	}, func(d time.Duration) string {
-		if off && d < 0 {
-			return "off"
-		}
-		return d.String()
-	}, "duration"}
-}
-
-func logFormatValue(p *string) value[string] {
-	return value[string]{p, func(s string) (string, error) {
-		if s != "text" && s != "json" {
-			return "", errors.New("want text or json")
-		}
-		return s, nil
-	}, func(s string) string { return s }, "format"}
-}
-
-func levelValue(p *slog.Level) value[slog.Level] {
-	return value[slog.Level]{p, func(s string) (slog.Level, error) {
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(s)); err != nil {
-			return 0, errors.New("want debug, info, warn or error")
-		}
-		return l, nil
-	}, func(l slog.Level) string { return strings.ToLower(l.String()) }, "level"}
-}
-
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10},
-	{"gb", 1e9}, {"mb", 1e6}, {"kb", 1e3},
-	{"b", 1}, {"", 1},
-}
-
-// parseSize reads a byte count: digits, then optionally (in any case, after
-// optional spaces) B, KiB, MiB, GiB (powers of 1024) or kB, MB, GB (powers
-// of 1000). "1MiB" is 1048576.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
-		i++
-	}
-	bad := errors.New("want bytes (1048576) or a size with a KiB, MiB or GiB suffix (1MiB)")
-	if i == 0 {
-		return 0, bad
-	}
-	unit := strings.ToLower(strings.TrimSpace(t[i:]))
-	for _, u := range sizeUnits {
-		if unit != u.suffix {
-			continue
-		}
-		n, err := strconv.ParseInt(t[:i], 10, 64)
-		if err != nil || n > math.MaxInt64/u.mult {
-			return 0, errors.New("too large: at most 8EiB")
-		}
-		return n * u.mult, nil
-	}
-	return 0, bad
-}
-
-// formatSize writes n with the largest binary suffix that divides it:
-// 1048576 is "1MiB", 1000 is "1000".
-func formatSize(n int64) string {
-	for _, u := range sizeUnits[:3] {
-		if n != 0 && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + strings.ToUpper(u.suffix[:1]) + "iB"
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }

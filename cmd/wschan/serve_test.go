@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -446,5 +447,33 @@ func TestServeRun(t *testing.T) {
 		if strings.Contains(l, "level=ERROR") {
 			t.Errorf("stderr: %s", l)
 		}
+	}
+}
+
+// TestConfigFlags checks configFlags against both ends: every key is a
+// server.Config field and every value a flag of wschan serve, so that a
+// refused configuration always names the flag to change.
+func TestConfigFlags(t *testing.T) {
+	cmd := newServeCmd(func(string) (string, bool) { return "", false })
+	cfg := reflect.TypeFor[server.Config]()
+	for field, flag := range configFlags {
+		if _, ok := cfg.FieldByName(field); !ok {
+			t.Errorf("configFlags[%q]: server.Config has no such field", field)
+		}
+		if cmd.Flags().Lookup(flag) == nil {
+			t.Errorf("configFlags[%q] = %q: wschan serve has no such flag", field, flag)
+		}
+	}
+	// A ConfigError from the server is worded with the flags.
+	_, err := server.New(server.Config{TLSCert: "c.pem"})
+	ce, ok := errors.AsType[*server.ConfigError](err)
+	if !ok {
+		t.Fatalf("server.New = %v, want a *ConfigError", err)
+	}
+	o := &serveOptions{fromEnv: []string{"tls-key"}}
+	got := o.configError(ce).Error()
+	want := "invalid server configuration: --tls-cert and --tls-key go together (set by WSCHAN_TLS_KEY)"
+	if got != want || !errors.Is(o.configError(ce), server.ErrConfig) {
+		t.Errorf("worded as %q, want %q (matching ErrConfig)", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package wstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // BuildWschan builds the wschan command (./cmd/wschan of this module) into
@@ -50,12 +52,30 @@ func ListenBelowEphemeral() (net.Listener, error) {
 }
 
 // FreeLoopbackAddr returns a loopback address whose port was free a moment
-// ago (see ListenBelowEphemeral).
+// ago (see ListenBelowEphemeral), and that it has not returned before in
+// this process: two callers that each start something on the address they
+// got (a test's server, a CA for it) never get the same one.
 func FreeLoopbackAddr() (string, error) {
-	ln, err := ListenBelowEphemeral()
-	if err != nil {
-		return "", err
+	for range 100 {
+		ln, err := ListenBelowEphemeral()
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		given.Lock()
+		_, dup := given.addrs[addr]
+		given.addrs[addr] = struct{}{}
+		given.Unlock()
+		if !dup {
+			return addr, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", errors.New("wstest: no loopback port left that was not given out already")
 }
+
+// given is every address FreeLoopbackAddr returned.
+var given = struct {
+	sync.Mutex
+	addrs map[string]struct{}
+}{addrs: map[string]struct{}{}}
