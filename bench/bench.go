@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -267,11 +268,16 @@ func (r *runner) run(ctx context.Context, before procSample) (*Result, error) {
 	if cfg.ServerPID != 0 {
 		server = r.serverStats(before)
 	}
+	client := r.clientStats()
 	elapsedAtEnd := r.since()
 	close(r.closeNow)
 	all.Wait()
 	r.stopSending()
-	return r.result(server, elapsedAtEnd)
+	res, err := r.result(server, elapsedAtEnd)
+	if res != nil {
+		res.Client = client
+	}
+	return res, err
 }
 
 // launch starts a goroutine per connection, at cfg.Ramp per second.
@@ -320,6 +326,9 @@ func (r *runner) connect(ctx context.Context, id int, drained, dials *sync.WaitG
 		c.slots <- struct{}{}
 	}
 	opts := *r.cfg.Dial
+	if r.cfg.Sources > 1 && opts.NetDial == nil {
+		opts.NetDial = sourceDial(id, r.cfg.Sources)
+	}
 	opts.OnMessage = c.onMessage
 	if r.cfg.Hold {
 		opts.OnMessage = func(*wschan.Channel, wschan.Message) {} // an idle connection ignores what the server pushes
@@ -715,6 +724,20 @@ func (r *runner) progress(w io.Writer, done <-chan struct{}) {
 			fmt.Fprintf(w, "\r\033[K%s  errors %d", line, errs)
 		}
 	}
+}
+
+// clientStats samples this process with every connection still open, or
+// returns nil where /proc cannot tell.
+func (r *runner) clientStats() *ClientStats {
+	s, err := readProc(os.Getpid())
+	if err != nil || s.rss == 0 {
+		return nil
+	}
+	c := &ClientStats{RSS: s.rss}
+	if n := r.opened.Load(); n > 0 {
+		c.RSSPerConn = float64(s.rss) / float64(n)
+	}
+	return c
 }
 
 // serverStats samples the server after the run, before closing.

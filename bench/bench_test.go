@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -353,8 +355,9 @@ func TestJSONShape(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
 	want := map[string][]string{
-		"": {"config", "conns", "connect_us", "elapsed_s", "errors", "first_error", "limited", "measured_s",
+		"": {"client", "config", "conns", "connect_us", "elapsed_s", "errors", "first_error", "limited", "measured_s",
 			"messages", "mode", "rtt_us", "server", "throughput", "url", "version"},
+		"client":     {"rss_bytes", "rss_per_conn_bytes"},
 		"config":     {"compression", "conns", "duration_s", "messages", "pipeline", "ramp", "rate", "reply_timeout_s", "size", "type", "warmup_s"},
 		"conns":      {"attempted", "closed_early", "failed", "opened", "per_s"},
 		"connect_us": {"count", "max", "mean", "p50", "p90", "p99", "p999"},
@@ -444,4 +447,62 @@ func FuzzParseHeader(f *testing.F) {
 			t.Errorf("ParseHeader(%q) = %d, %d; stamped back: %q", b, id, seq, again)
 		}
 	})
+}
+
+// TestSources spreads connections over loopback source addresses: the
+// server sees as many client addresses as asked for.
+func TestSources(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		seen[host] = true
+		mu.Unlock()
+		(&wstest.Echo{}).ServeHTTP(w, r)
+	}))
+	res, err := bench.Run(t.Context(), bench.Config{URL: u, Conns: 6, Sources: 3, Messages: 2})
+	if err != nil || res.Failed() {
+		t.Fatalf("Run: %v, %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 || !seen["127.0.0.1"] || !seen["127.0.0.2"] || !seen["127.0.0.3"] {
+		t.Fatalf("client addresses seen by the server: %v, want 127.0.0.1 to 127.0.0.3", seen)
+	}
+	if res.Client == nil || res.Client.RSS <= 0 {
+		t.Errorf("no client memory reported: %+v", res.Client)
+	}
+}
+
+// TestSourcesAndFilesRefused checks the configurations bench cannot run,
+// each with an error that says what to do.
+func TestSourcesAndFilesRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  bench.Config
+		want string
+	}{
+		{"sources to a remote server", bench.Config{URL: "ws://192.0.2.1/ws", Sources: 2}, "need a server on 127.0.0.0/8"},
+		{"too many sources", bench.Config{URL: "ws://127.0.0.1:1/ws", Sources: 255}, "want 1 to 254"},
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Max < bench.MaxConns-64 {
+		tests = append(tests, struct {
+			name string
+			cfg  bench.Config
+			want string
+		}{"more connections than open files", bench.Config{URL: "ws://127.0.0.1:1/ws", Conns: int(rl.Max)}, fmt.Sprintf("this process may hold %d", rl.Max)})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := bench.Run(t.Context(), tt.cfg)
+			if !errors.Is(err, bench.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run = %v, want ErrConfig saying %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/wschan/wschan"
@@ -111,6 +116,13 @@ type Config struct {
 	// memory from /proc (Linux only).
 	ServerPID int
 
+	// Sources is how many loopback addresses the connections come from,
+	// in turn: 127.0.0.1, 127.0.0.2, and so on (a target on 127.0.0.0/8
+	// only). One source address reaches one server port from at most the
+	// ephemeral port range (about 28,000 connections). Default: one per
+	// started 25,000 connections. At most 254.
+	Sources int
+
 	// Progress, when set, receives a progress line every second, each
 	// starting with a carriage return, and a line clear at the end. Meant
 	// for a terminal. Default nil: no progress.
@@ -152,9 +164,24 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("--room and --hold do not go together")
 	case c.ServerPID < 0:
 		return bad("--server-pid %d: want a process id", c.ServerPID)
+	case c.Sources < 0 || c.Sources > maxSources:
+		return bad("--sources %d: want 1 to %d loopback addresses", c.Sources, maxSources)
+	case c.Sources > 1 && !loopbackTarget(c.URL):
+		return bad("--sources %d: several source addresses need a server on 127.0.0.0/8; %s is not", c.Sources, c.URL)
 	}
 	if c.Conns == 0 {
 		c.Conns = DefaultConns
+	}
+	if limit := fileLimit(); limit > 0 && uint64(c.Conns)+filesSpare > limit {
+		return bad("--conns %d needs about %d open files, and this process may hold %d (its hard RLIMIT_NOFILE, which Go raises the soft limit to): "+
+			"lower --conns, spread the connections over several bench processes, or raise the hard limit where the system allows it (ulimit -Hn)",
+			c.Conns, uint64(c.Conns)+filesSpare, limit)
+	}
+	if c.Sources == 0 {
+		c.Sources = 1
+		if loopbackTarget(c.URL) {
+			c.Sources = min((c.Conns+portsPerSource-1)/portsPerSource, maxSources)
+		}
 	}
 	if c.Size == 0 {
 		c.Size = DefaultSize
@@ -190,4 +217,29 @@ func (c *Config) messageType() wschan.MessageType {
 		return wschan.Text
 	}
 	return wschan.Binary
+}
+
+const (
+	maxSources     = 254    // 127.0.0.1 to 127.0.0.254
+	portsPerSource = 25_000 // of the ~28,000 ephemeral ports, with room for others
+	filesSpare     = 64     // files bench itself holds besides its connections
+)
+
+// loopbackTarget reports whether url's host (the first of a list) is an
+// IPv4 loopback address, which several source addresses can reach.
+func loopbackTarget(url string) bool {
+	u, err := neturl.Parse(strings.TrimSpace(strings.Split(url, ",")[0]))
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.Is4() && ip.IsLoopback()
+}
+
+// sourceDial returns a NetDial that connects from the loopback source
+// address for connection id.
+func sourceDial(id, sources int) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	ip := net.IPv4(127, 0, 0, byte(1+id%sources))
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+	return d.DialContext
 }

@@ -41,6 +41,14 @@ type Result struct {
 	Limited string
 
 	Server *ServerStats // with Config.ServerPID, else nil
+	Client *ClientStats // this process, where /proc tells (Linux), else nil
+}
+
+// ClientStats describe the load client itself, so that a run shows when
+// the client, not the server, was the limit.
+type ClientStats struct {
+	RSS        int64   // resident memory with every connection open, bytes
+	RSSPerConn float64 // RSS per connection opened (the whole process's)
 }
 
 // ConnStats describe the connections of a run.
@@ -149,6 +157,13 @@ func (r *Result) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "Server\t%s\n", line)
 	}
+	if c := r.Client; c != nil {
+		line := "RSS " + formatBytes(float64(c.RSS))
+		if r.Conns.Opened > 0 {
+			line += fmt.Sprintf(" (%s per connection)", formatBytes(c.RSSPerConn))
+		}
+		fmt.Fprintf(tw, "Client\t%s (this process)\n", line)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -192,6 +207,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		FirstError: r.FirstError,
 		Limited:    r.Limited,
 	}
+	if c := r.Client; c != nil {
+		doc.Client = &jsonClient{RSS: c.RSS, RSSPerConn: c.RSSPerConn}
+	}
 	if s := r.Server; s != nil {
 		doc.Server = &jsonServer{
 			PID: s.PID, CPU: micros(s.CPU), CPUPerMessage: s.CPUPerMessage,
@@ -221,6 +239,11 @@ type (
 		FirstError string         `json:"first_error"`
 		Limited    string         `json:"limited"`
 		Server     *jsonServer    `json:"server"`
+		Client     *jsonClient    `json:"client,omitempty"`
+	}
+	jsonClient struct {
+		RSS        int64   `json:"rss_bytes"`
+		RSSPerConn float64 `json:"rss_per_conn_bytes"`
 	}
 	jsonConfig struct {
 		Conns        int     `json:"conns"`

@@ -77,6 +77,7 @@ func newBenchCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 	fs.StringVar(&c.Room, name("room"), "", "fan-out mode: every connection joins the wschan serve room `NAME` and publishes its share of --rate (default 1 msg/s each); reports the delay from publish to each member and delivered/expected counts")
 	fs.BoolVar(&o.json, name("json"), false, "write the result as one JSON document (fields: go doc github.com/wschan/wschan/bench)")
 	fs.Var(intValue(&c.ServerPID), name("server-pid"), "`pid` of the server on this machine: report its CPU time per message and memory (Linux)")
+	fs.Var(intValue(&c.Sources), name("sources"), "loopback source addresses to spread the connections over (127.0.0.1, .2, ...; a server on 127.0.0.0/8 only); default one per 25,000 connections")
 	fs.Var(durationValue(&c.ReplyTimeout, false), name("reply-timeout"), "count a message lost when its reply takes longer; also the longest wait for the last replies")
 	fs.Var(durationValue(&o.handshakeTimeout, false), name("handshake-timeout"), "give up a connection after this long (TCP, TLS and the upgrade)")
 	fs.BoolVar(&o.insecure, name("insecure"), false, "skip TLS certificate verification, for wss:// servers with a self-signed certificate")
@@ -120,7 +121,15 @@ order. At the end, sending stops and the last replies are awaited.
 
 Output: the table on stdout, or with --json one JSON document; on a
 terminal, a progress line on stderr every second. --server-pid adds the
-server's CPU time per message and memory, from /proc (Linux).
+server's CPU time per message and memory, from /proc (Linux); bench's own
+memory is reported too, so a run shows when the client was the limit.
+
+Many connections: one source address reaches one server port from about
+28,000 ports, so bench spreads connections to a server on 127.0.0.0/8
+over 127.0.0.1, 127.0.0.2, ... (--sources; one per 25,000 by default).
+Each connection is an open file: a run that needs more than this
+process's hard limit (RLIMIT_NOFILE) is refused up front, naming it;
+spread such runs over several bench processes.
 
 Benchmarking wschan serve: on the same machine, its per-IP connection
 and message-rate limits do not apply to bench (loopback clients are
