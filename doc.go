@@ -32,6 +32,12 @@
 // disconnected, run a hook on every connect, and report its State; see
 // ReconnectOptions for exactly what can and cannot be lost.
 //
+// # Other protocols
+//
+// NetConn presents a channel as a net.Conn: binary (or text) messages as
+// a byte stream, deadlines, and Close as a 1000 close frame, so TLS, HTTP
+// or any protocol written against net.Conn can run through a WebSocket.
+//
 // # Conformance
 //
 // Channels are conformant by default, with no option to remember: text
