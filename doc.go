@@ -32,11 +32,14 @@
 // disconnected, run a hook on every connect, and report its State; see
 // ReconnectOptions for exactly what can and cannot be lost.
 //
-// # Other protocols
+// # Other protocols and JSON
 //
 // NetConn presents a channel as a net.Conn: binary (or text) messages as
 // a byte stream, deadlines, and Close as a 1000 close frame, so TLS, HTTP
 // or any protocol written against net.Conn can run through a WebSocket.
+// SendJSON and ReadJSON send and read JSON values, one per message; a
+// message that does not decode is an error (ErrInvalidJSON) that leaves
+// the channel open.
 //
 // # Conformance
 //

@@ -213,3 +213,32 @@ func ExampleNetConn() {
 	// HELLO, TUNNEL
 	// BYE
 }
+
+// JSON values in both directions.
+func ExampleReadJSON() {
+	url, stop := echoServer()
+	defer stop()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ch.Close(wschan.StatusNormalClosure, "")
+
+	type greeting struct {
+		From string `json:"from"`
+		Text string `json:"text"`
+	}
+	if err := wschan.SendJSON(ctx, ch, greeting{From: "gopher", Text: "hi"}); err != nil {
+		log.Fatal(err)
+	}
+	_ = ch.SendText(ctx, "not json") // the echo server sends it back, too
+	g, err := wschan.ReadJSON[greeting](ctx, ch)
+	fmt.Printf("%+v %v\n", g, err)
+	_, err = wschan.ReadJSON[greeting](ctx, ch)
+	fmt.Println(errors.Is(err, wschan.ErrInvalidJSON))
+	// Output:
+	// {From:gopher Text:hi} <nil>
+	// true
+}
