@@ -125,6 +125,14 @@ func (o *DialOptions) settings() settings {
 //
 // With opts.Reconnect set, Dial only checks the URL and options and returns
 // at once; the channel connects in the background (see ReconnectOptions).
+//
+// Dial always opens a connection of its own and speaks HTTP/1.1 on it
+// (wss:// offers only http/1.1 in ALPN). It does not do WebSockets over
+// HTTP/2 (RFC 8441): net/http's Transport refuses the :protocol header an
+// extended CONNECT needs (Go 1.26), golang.org/x/net/http2's Transport
+// sends it but would be a second dependency of this package, and the
+// gain, sharing an HTTP/2 connection already open, is not there for a
+// Dial that owns its connection.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Channel, error) {
 	var o DialOptions
 	if opts != nil {
