@@ -65,13 +65,13 @@ func (s *Server) handleEcho(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOptions) {
 	c := s.client(r)
 	if s.draining.Load() {
-		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
+		s.m.handshakes.WithLabelValues(outcomeDraining, r.Proto).Inc()
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	if ok, why := s.admit(c); !ok {
-		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
+		s.m.handshakes.WithLabelValues(outcomeLimit, r.Proto).Inc()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, why+"; try again later", http.StatusServiceUnavailable)
 		s.log.Info("connection refused", c.logAttrs("reason", why)...)
@@ -125,11 +125,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		if errors.Is(err, wschan.ErrOriginNotAllowed) {
 			outcome = outcomeOrigin
 		}
-		s.m.handshakes.WithLabelValues(outcome).Inc()
+		s.m.handshakes.WithLabelValues(outcome, r.Proto).Inc()
 		s.log.Info("handshake refused", c.logAttrs("err", err)...)
 		return
 	}
-	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
+	s.m.handshakes.WithLabelValues(outcomeAccepted, r.Proto).Inc()
 	se.ch.Store(ch)
 	if !s.track(ch) {
 		se.stopTimers()
@@ -137,7 +137,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		_ = ch.Close(wschan.StatusGoingAway, "server shutting down")
 		return
 	}
-	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "protocol", ch.Protocol())...)
+	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
 	se.mu.Lock()
 	se.tracked = true
 	over := se.over
@@ -158,7 +158,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.delayLoop(ch)
 	}
 	// Otherwise the handler returns now: the connection lives on the
-	// channel's read loop alone, and ended cleans up.
+	// channel's read loop alone, and ended cleans up. Over HTTP/2 the
+	// WebSocket is this request's stream, which ends with the handler.
+	if r.ProtoMajor == 2 {
+		<-ch.Done()
+	}
 }
 
 // greet lets echoes go once the greeting has been sent (or will not be).
