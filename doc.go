@@ -41,6 +41,15 @@
 // message that does not decode is an error (ErrInvalidJSON) that leaves
 // the channel open.
 //
+// # HTTP/2
+//
+// Accept takes WebSockets over HTTP/2 (RFC 8441) as well as HTTP/1.1, so a
+// browser can carry a page's socket on the page's HTTP/2 connection. In Go
+// 1.26 that needs GODEBUG=http2xconnect=1 in the process's environment at
+// start-up, a process-wide switch this package leaves to the program;
+// over HTTP/2 a handler must also wait for the channel's end. See Accept.
+// Dial speaks HTTP/1.1.
+//
 // # Conformance
 //
 // Channels are conformant by default, with no option to remember: text
