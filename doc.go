@@ -50,6 +50,14 @@
 // over HTTP/2 a handler must also wait for the channel's end. See Accept.
 // Dial speaks HTTP/1.1.
 //
+// # In the browser
+//
+// Built with GOOS=js GOARCH=wasm, Dial opens the browser's WebSocket and
+// returns the same *Channel (Read, Messages, Send, Close, reconnect...);
+// the browser does the handshake, TLS and framing. Options it cannot
+// honour are refused by name (ErrUnsupportedOption); see Dial. Accept is
+// for servers and has no browser counterpart.
+//
 // # Conformance
 //
 // Channels are conformant by default, with no option to remember: text
