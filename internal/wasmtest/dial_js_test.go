@@ -173,3 +173,41 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("OnConnect ran %d times, want at least 3", n)
 	}
 }
+
+// Sends while reconnecting wait in the send buffer and go out, in order,
+// once the channel is open again.
+func TestReconnectBuffer(t *testing.T) {
+	states := make(chan wschan.State, 16)
+	ch := dial(t, server(t)+"/ws/close/1012?after=2", &wschan.DialOptions{
+		Reconnect: &wschan.ReconnectOptions{MinDelay: 50 * time.Millisecond},
+		OnStateChange: func(s wschan.State, _ error) {
+			select { // must not block: later cycles are not read
+			case states <- s:
+			default:
+			}
+		},
+	})
+	for _, s := range []string{"one", "two"} { // two echoes, then the server closes with 1012
+		if err := ch.SendText(ctx(t), s); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := ch.Read(ctx(t)); err != nil || string(m.Data) != s {
+			t.Fatalf("echo: %q, %v", m.Data, err)
+		}
+	}
+	for s := range states {
+		if s == wschan.StateReconnecting {
+			break
+		}
+	}
+	for _, s := range []string{"three", "four"} { // buffered: nothing is connected
+		if err := ch.SendText(ctx(t), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"three", "four"} {
+		if m, err := ch.Read(ctx(t)); err != nil || string(m.Data) != want {
+			t.Fatalf("after the reconnect: %q, %v; want %q", m.Data, err, want)
+		}
+	}
+}
