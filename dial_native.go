@@ -24,6 +24,16 @@ import (
 // checkDialOptions refuses options this platform cannot honour: none.
 func checkDialOptions(*DialOptions) error { return nil }
 
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "wss" || u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
 // dialConn performs one opening handshake and returns the connection, not
 // yet running.
 func dialConn(ctx context.Context, u *url.URL, o *DialOptions, ch *Channel) (c *wsconn, err error) {

@@ -36,6 +36,7 @@ func h2Server(t *testing.T, h http.Handler) (url string, h2, h1 *http.Client) {
 	t.Cleanup(srv.Close)
 	// net/http's own Transport refuses the :protocol header (Go 1.26);
 	// x/net/http2's sends extended CONNECT.
+	//lint:ignore SA1019 the replacement, http.Transport, cannot send extended CONNECT
 	h2tr := &http2.Transport{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()}
 	h2 = &http.Client{Transport: h2tr}
 	tr := srv.Client().Transport.(*http.Transport).Clone()
@@ -44,6 +45,7 @@ func h2Server(t *testing.T, h http.Handler) (url string, h2, h1 *http.Client) {
 	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	h1 = &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)
+	//lint:ignore SA1019 see above
 	t.Cleanup(h2tr.CloseIdleConnections)
 	return srv.URL, h2, h1
 }
