@@ -112,7 +112,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 			}
 		}
 		if status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", map[bool]string{false: http.MethodGet, true: http.MethodConnect}[h2])
+			allow := http.MethodGet
+			if h2 {
+				allow = http.MethodConnect
+			}
+			w.Header().Set("Allow", allow)
 		}
 		http.Error(w, msg, status)
 		return nil, fmt.Errorf("wschan: accept: %w: %s", ErrNotWebSocket, msg)
