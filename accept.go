@@ -73,20 +73,50 @@ func (o *AcceptOptions) settings() settings {
 // When the request is not an acceptable WebSocket handshake, Accept writes
 // the HTTP error response itself (400, 403, 405 or 426, with a one-line
 // explanation) and returns an error matching ErrNotWebSocket or
-// ErrOriginNotAllowed.
+// ErrOriginNotAllowed. An HTTP/2 request with a fault gets the status its
+// HTTP/1.1 twin gets.
+//
+// # HTTP/2
+//
+// Accept also takes WebSockets over HTTP/2 (RFC 8441): an extended CONNECT
+// request with :protocol websocket, answered with 200 on the same stream,
+// which lets a browser carry a page's WebSocket on the page's HTTP/2
+// connection. Two things are the caller's:
+//
+//   - Turn extended CONNECT on. In Go 1.26 net/http offers it only when the
+//     process starts with GODEBUG=http2xconnect=1 in its environment (a
+//     //go:debug line does not work; an http.HTTP2Config field is proposed
+//     in golang/go#53208). It is a process-wide switch, so the library does
+//     not flip it: without it the server does not offer extended CONNECT
+//     and browsers use HTTP/1.1 for their WebSockets, as before. Register
+//     the route for method CONNECT as well as GET (a "GET /ws" pattern does
+//     not match CONNECT).
+//   - Keep the handler running until the channel ends (<-ch.Done()): an
+//     HTTP/2 WebSocket is a stream of the connection, not the connection,
+//     and the stream ends when the handler returns. A handler that waits
+//     works for both protocols.
+//
+// Dial speaks HTTP/1.1 only; see Dial.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Channel, error) {
 	var o AcceptOptions
 	if opts != nil {
 		o = *opts
 	}
+	h2 := r.ProtoMajor == 2 // RFC 8441: the WebSocket is this request's stream (h2.go)
 	if status, msg := checkUpgrade(r); status != 0 {
 		if status == http.StatusUpgradeRequired {
 			w.Header().Set("Sec-WebSocket-Version", "13")
-			w.Header().Set("Connection", "Upgrade")
-			w.Header().Set("Upgrade", "websocket")
+			if !h2 { // connection-specific headers do not exist in HTTP/2
+				w.Header().Set("Connection", "Upgrade")
+				w.Header().Set("Upgrade", "websocket")
+			}
 		}
 		if status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", http.MethodGet)
+			allow := http.MethodGet
+			if h2 {
+				allow = http.MethodConnect
+			}
+			w.Header().Set("Allow", allow)
 		}
 		http.Error(w, msg, status)
 		return nil, fmt.Errorf("wschan: accept: %w: %s", ErrNotWebSocket, msg)
@@ -96,6 +126,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
 	protocol := selectProtocol(r, &o)
+	if h2 {
+		return acceptStream(w, r, protocol, &o)
+	}
 
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -120,15 +153,60 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 	return ch, nil
 }
 
-// IsWebSocketUpgrade reports whether r asks for a WebSocket upgrade, so one
-// URL can serve both a web page and a WebSocket endpoint.
+// acceptStream is Accept's second half for an HTTP/2 extended CONNECT:
+// the engine runs on the request's stream, and the handshake's answer is
+// 200 through w, with the subprotocol and the extensions the engine chose.
+func acceptStream(w http.ResponseWriter, r *http.Request, protocol string, o *AcceptOptions) (*Channel, error) {
+	set := o.settings()
+	if err := checkEngine(set.engine); err != nil {
+		http.Error(w, "WebSocket engine unavailable", http.StatusInternalServerError)
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	s := newH2Stream(w, r)
+	// The http.Server's timeouts do not apply any more, as for a hijacked
+	// HTTP/1.1 connection.
+	_ = s.SetDeadline(time.Time{})
+	e, header, err := acceptGWSStream(s, r, o.EnableCompression, set.readLimit)
+	if err != nil {
+		http.Error(w, "WebSocket handshake failed", http.StatusBadRequest)
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	if protocol != "" {
+		w.Header().Set("Sec-WebSocket-Protocol", protocol)
+	}
+	if ext := header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		w.Header().Set("Sec-WebSocket-Extensions", ext)
+	}
+	w.WriteHeader(http.StatusOK)
+	if err := s.rc.Flush(); err != nil {
+		e.shutdown()
+		_ = s.Close()
+		return nil, fmt.Errorf("wschan: accept: %w", err)
+	}
+	ch := newChannel(set, false)
+	c := newWSConn(ch, e, protocol)
+	ch.attach(c)
+	ch.setState(StateOpen, nil)
+	go c.run()
+	return ch, nil
+}
+
+// IsWebSocketUpgrade reports whether r asks for a WebSocket upgrade (over
+// HTTP/2: an extended CONNECT with :protocol websocket), so one URL can
+// serve both a web page and a WebSocket endpoint.
 func IsWebSocketUpgrade(r *http.Request) bool {
+	if r.ProtoMajor == 2 {
+		return isExtendedConnect(r) && r.Header.Get(":protocol") == "websocket"
+	}
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
 // checkUpgrade validates the handshake request (RFC 6455, section 4.2.1) and
 // returns the HTTP status and message to refuse it with, or 0.
 func checkUpgrade(r *http.Request) (int, string) {
+	if r.ProtoMajor == 2 {
+		return checkExtendedConnect(r)
+	}
 	if !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 {
 		return http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1, got " + r.Proto
 	}

@@ -32,6 +32,32 @@
 // disconnected, run a hook on every connect, and report its State; see
 // ReconnectOptions for exactly what can and cannot be lost.
 //
+// # Other protocols and JSON
+//
+// NetConn presents a channel as a net.Conn: binary (or text) messages as
+// a byte stream, deadlines, and Close as a 1000 close frame, so TLS, HTTP
+// or any protocol written against net.Conn can run through a WebSocket.
+// SendJSON and ReadJSON send and read JSON values, one per message; a
+// message that does not decode is an error (ErrInvalidJSON) that leaves
+// the channel open.
+//
+// # HTTP/2
+//
+// Accept takes WebSockets over HTTP/2 (RFC 8441) as well as HTTP/1.1, so a
+// browser can carry a page's socket on the page's HTTP/2 connection. In Go
+// 1.26 that needs GODEBUG=http2xconnect=1 in the process's environment at
+// start-up, a process-wide switch this package leaves to the program;
+// over HTTP/2 a handler must also wait for the channel's end. See Accept.
+// Dial speaks HTTP/1.1.
+//
+// # In the browser
+//
+// Built with GOOS=js GOARCH=wasm, Dial opens the browser's WebSocket and
+// returns the same *Channel (Read, Messages, Send, Close, reconnect...);
+// the browser does the handshake, TLS and framing. Options it cannot
+// honour are refused by name (ErrUnsupportedOption); see Dial. Accept is
+// for servers and has no browser counterpart.
+//
 // # Conformance
 //
 // Channels are conformant by default, with no option to remember: text

@@ -50,6 +50,11 @@ var (
 	// not allowed by AcceptOptions.OriginPatterns (the client got HTTP 403).
 	ErrOriginNotAllowed = errors.New("wschan: origin not allowed")
 
+	// ErrUnsupportedOption is returned by Dial in a browser (GOOS=js) for
+	// a DialOptions field the browser's WebSocket cannot honour; the error
+	// names the field.
+	ErrUnsupportedOption = errors.New("wschan: option not supported in the browser")
+
 	// ErrNotWebSocket is returned by Accept for a request that is not a valid
 	// WebSocket upgrade (the client got HTTP 400 or 426).
 	ErrNotWebSocket = errors.New("wschan: not a WebSocket handshake")

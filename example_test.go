@@ -1,6 +1,7 @@
 package wschan_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -172,4 +173,72 @@ func ExampleCloseError() {
 		fmt.Println("server closed:", ce.Code, ce.Reason)
 	}
 	// Output: server closed: 4000 maintenance
+}
+
+// Another protocol through a WebSocket: a line-based upper-casing service,
+// spoken over a net.Conn on each side.
+func ExampleNetConn() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := wschan.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conn := wschan.NetConn(context.Background(), ch, wschan.Binary)
+		defer conn.Close()
+		lines := bufio.NewScanner(conn)
+		for lines.Scan() {
+			fmt.Fprintln(conn, strings.ToUpper(lines.Text()))
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := wschan.NetConn(ctx, ch, wschan.Binary)
+	defer conn.Close()
+	fmt.Fprint(conn, "hello, ")       // one message...
+	fmt.Fprint(conn, "tunnel\nbye\n") // ...and another: the stream has no boundaries
+	answers := bufio.NewReader(conn)
+	for range 2 {
+		line, err := answers.ReadString('\n')
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Print(line)
+	}
+	// Output:
+	// HELLO, TUNNEL
+	// BYE
+}
+
+// JSON values in both directions.
+func ExampleReadJSON() {
+	url, stop := echoServer()
+	defer stop()
+	ctx := context.Background()
+
+	ch, err := wschan.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ch.Close(wschan.StatusNormalClosure, "")
+
+	type greeting struct {
+		From string `json:"from"`
+		Text string `json:"text"`
+	}
+	if err := wschan.SendJSON(ctx, ch, greeting{From: "gopher", Text: "hi"}); err != nil {
+		log.Fatal(err)
+	}
+	_ = ch.SendText(ctx, "not json") // the echo server sends it back, too
+	g, err := wschan.ReadJSON[greeting](ctx, ch)
+	fmt.Printf("%+v %v\n", g, err)
+	_, err = wschan.ReadJSON[greeting](ctx, ch)
+	fmt.Println(errors.Is(err, wschan.ErrInvalidJSON))
+	// Output:
+	// {From:gopher Text:hi} <nil>
+	// true
 }

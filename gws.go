@@ -2,6 +2,7 @@ package wschan
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -234,6 +235,35 @@ func acceptGWS(conn net.Conn, br *bufio.Reader, r *http.Request, protocol string
 		return nil, err
 	}
 	return newGWSConn(ws, t, true, compression && offersDeflate(r.Header), readLimit), nil
+}
+
+// acceptGWSStream completes the server handshake for an HTTP/2 extended
+// CONNECT r (RFC 8441) on its stream. The engine knows only HTTP/1.1
+// upgrades: it is shown the upgrade request r stands for (RFC 8441 drops
+// Sec-WebSocket-Key; a stand-in takes its place), and its 101 response is
+// kept off the wire by the transport; the caller answers 200 with the
+// response's headers, returned here (Sec-WebSocket-Extensions).
+func acceptGWSStream(stream net.Conn, r *http.Request, compression bool, readLimit int) (*gwsConn, http.Header, error) {
+	t := &gwsTransport{Conn: stream}
+	t.hs.swallow = true
+	req := &http.Request{Method: http.MethodGet, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: r.Header.Clone(), Host: r.Host, RemoteAddr: r.RemoteAddr}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Key", "d3NjaGFuIG92ZXIgaDIgIQ==")
+	req.Header.Del("Sec-WebSocket-Protocol") // Accept answers it
+	up := upgraderFor(upgraderKey{compression: compression, readLimit: readLimit})
+	ws, err := up.UpgradeFromConn(t, bufio.NewReader(t), req)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(t.hs.response)), req)
+	if err != nil {
+		_ = t.forceClose()
+		return nil, nil, fmt.Errorf("engine handshake response: %w", err)
+	}
+	t.hs.swallow, t.hs.response = false, nil
+	return newGWSConn(ws, t, true, compression && offersDeflate(r.Header), readLimit), resp.Header, nil
 }
 
 // dialGWS performs the client handshake on raw. On failure resp, when not

@@ -26,7 +26,8 @@ import (
 //     bytes from a frame the engine will fail the connection for are held
 //     back until the messages before it are handled (see frameWatch);
 //   - the handshake's bytes (hs): read-ahead served first, a header added to
-//     the 101 response, the client's read cut at the response's end;
+//     the 101 response (or, over HTTP/2, the 101 kept off the wire), the
+//     client's read cut at the response's end;
 //   - when bytes last arrived, for the dead-peer check.
 type gwsTransport struct {
 	net.Conn
@@ -49,6 +50,12 @@ type handshakeIO struct {
 	pre []byte // bytes read ahead during the HTTP handshake, served first
 
 	injectHeader string // "Name: value\r\n" added to the first write (the 101 response)
+
+	// On an HTTP/2 stream (RFC 8441) the handshake's answer is a 200
+	// that Accept sends through the ResponseWriter: the engine's 101
+	// response is kept here instead of going on the wire.
+	swallow  bool
+	response []byte
 
 	// On the client, the engine reads the handshake response through a
 	// buffer of its own. Until the response's header block is over, reads
@@ -176,6 +183,10 @@ var errFailed = errors.New("wschan: connection failed for what the peer sent")
 
 func (c *gwsTransport) Write(p []byte) (int, error) {
 	if !c.upgraded.Load() {
+		if c.hs.swallow {
+			c.hs.response = append(c.hs.response, p...)
+			return len(p), nil
+		}
 		if c.hs.injectHeader != "" {
 			return c.writeInjected(p)
 		}

@@ -75,13 +75,13 @@ func (s *Server) handleEcho(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOptions) {
 	c := s.client(r)
 	if s.draining.Load() {
-		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
+		s.m.handshakes.WithLabelValues(outcomeDraining, r.Proto).Inc()
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	if ok, why := s.admit(c); !ok {
-		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
+		s.m.handshakes.WithLabelValues(outcomeLimit, r.Proto).Inc()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, why+"; try again later", http.StatusServiceUnavailable)
 		s.log.Info("connection refused", c.logAttrs("reason", why)...)
@@ -95,7 +95,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	}
 	if !s.track(se) {
 		s.release(c)
-		s.m.handshakes.WithLabelValues(outcomeDraining).Inc()
+		s.m.handshakes.WithLabelValues(outcomeDraining, r.Proto).Inc()
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
@@ -146,15 +146,15 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		if errors.Is(err, wschan.ErrOriginNotAllowed) {
 			outcome = outcomeOrigin
 		}
-		s.m.handshakes.WithLabelValues(outcome).Inc()
+		s.m.handshakes.WithLabelValues(outcome, r.Proto).Inc()
 		s.log.Info("handshake refused", c.logAttrs("err", err)...)
 		return
 	}
-	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
+	s.m.handshakes.WithLabelValues(outcomeAccepted, r.Proto).Inc()
 	s.m.open.Inc()
 	se.ch.Store(ch)
 	close(se.ready)
-	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "protocol", ch.Protocol())...)
+	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
 	switch {
 	case s.draining.Load():
 		// The drain began during the handshake and did not see ch.
@@ -171,7 +171,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.delayLoop(ch)
 	}
 	// Otherwise the handler returns now: the connection lives on the
-	// channel's read loop alone, and ended finishes it.
+	// channel's read loop alone, and ended finishes it. Over HTTP/2 the
+	// WebSocket is this request's stream, which ends with the handler.
+	if r.ProtoMajor == 2 {
+		<-ch.Done()
+	}
 }
 
 // greet lets echoes go once the greeting has been sent (or will not be).

@@ -41,8 +41,8 @@ func newMetrics(hub *rooms.Hub, broker rooms.Broker, traffic func(*traffic)) *me
 			Name: "wschan_connections_open", Help: "WebSocket connections open now.",
 		}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wschan_handshakes_total", Help: "WebSocket handshakes by outcome.",
-		}, []string{"outcome"}),
+			Name: "wschan_handshakes_total", Help: "WebSocket handshakes by outcome and HTTP version (HTTP/1.1, or HTTP/2.0 for RFC 8441).",
+		}, []string{"outcome", "proto"}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wschan_close_codes_total", Help: "Connections ended, by close code and whether the code was sent or received (1006: no close frame).",
 		}, []string{"code", "direction"}),
@@ -103,7 +103,9 @@ func newMetrics(hub *rooms.Hub, broker rooms.Broker, traffic func(*traffic)) *me
 		)
 	}
 	for _, o := range []string{outcomeAccepted, outcomeBadRequest, outcomeOrigin, outcomeLimit, outcomeDraining} {
-		m.handshakes.WithLabelValues(o) // export zeros, so rates work from the start
+		for _, p := range []string{"HTTP/1.1", "HTTP/2.0"} {
+			m.handshakes.WithLabelValues(o, p) // export zeros, so rates work from the start
+		}
 	}
 	m.reg.MustRegister(roomGauges...)
 	m.reg.MustRegister(m.open, m.handshakes, msgs, m.closes, m.slow, m.addrs, m.forwardErrs, roomMsgs,

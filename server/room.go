@@ -19,14 +19,14 @@ import (
 func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := rooms.ValidateName(name); err != nil {
-		s.m.handshakes.WithLabelValues(outcomeBadRequest).Inc()
+		s.m.handshakes.WithLabelValues(outcomeBadRequest, r.Proto).Inc()
 		detail := strings.TrimPrefix(err.Error(), rooms.ErrInvalidName.Error()+": ")
 		http.Error(w, fmt.Sprintf("invalid room name: %s; a name is 1 to %d letters, digits, '-' or '_'", detail, rooms.MaxNameLength), http.StatusBadRequest)
 		return
 	}
 	if !s.draining.Load() {
 		if err := s.hub.CanJoin(name); err != nil && !errors.Is(err, rooms.ErrClosed) {
-			s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
+			s.m.handshakes.WithLabelValues(outcomeLimit, r.Proto).Inc()
 			why := fmt.Sprintf("room %q is full (%d members)", name, s.cfg.MaxRoomMembers)
 			if errors.Is(err, rooms.ErrTooManyRooms) {
 				why = fmt.Sprintf("the server is at its room limit (%d rooms): join an existing room", s.cfg.MaxRooms)

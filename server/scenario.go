@@ -98,13 +98,13 @@ func (s *Server) handleDropScenario(w http.ResponseWriter, r *http.Request) {
 func (s *Server) rawScenario(w http.ResponseWriter, r *http.Request, serve func(net.Conn, *bufio.Reader)) {
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if !wschan.IsWebSocketUpgrade(r) || r.Header.Get("Sec-WebSocket-Version") != "13" || key == "" {
-		s.m.handshakes.WithLabelValues(outcomeBadRequest).Inc()
+		s.m.handshakes.WithLabelValues(outcomeBadRequest, r.Proto).Inc()
 		http.Error(w, "this is a WebSocket endpoint: connect with a WebSocket client", http.StatusUpgradeRequired)
 		return
 	}
 	c := s.client(r)
 	if ok, why := s.admit(c); !ok || s.draining.Load() {
-		s.m.handshakes.WithLabelValues(outcomeLimit).Inc()
+		s.m.handshakes.WithLabelValues(outcomeLimit, r.Proto).Inc()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, why, http.StatusServiceUnavailable)
 		if ok {
@@ -129,7 +129,7 @@ func (s *Server) rawScenario(w http.ResponseWriter, r *http.Request, serve func(
 	if _, err := conn.Write([]byte(b.String())); err != nil {
 		return
 	}
-	s.m.handshakes.WithLabelValues(outcomeAccepted).Inc()
+	s.m.handshakes.WithLabelValues(outcomeAccepted, r.Proto).Inc()
 	if !s.trackRaw(conn) {
 		return
 	}

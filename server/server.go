@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/xconnect"
 	"github.com/wschan/wschan/rooms"
 )
 
@@ -95,9 +96,14 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ws", s.handleEcho)
-	mux.HandleFunc("GET /ws/room/{name...}", s.handleRoom)
-	mux.HandleFunc("GET /{$}", s.handleRoot)
+	// WebSockets over HTTP/2 (RFC 8441) arrive as CONNECT; HTTP/1.1 ones
+	// as GET. The raw scenarios (silent, drop) hijack the socket, which an
+	// HTTP/2 stream cannot do: GET only.
+	for _, m := range []string{"GET ", "CONNECT "} {
+		mux.HandleFunc(m+"/ws", s.handleEcho)
+		mux.HandleFunc(m+"/ws/room/{name...}", s.handleRoom)
+		mux.HandleFunc(m+"/{$}", s.handleRoot)
+	}
 	mux.Handle("GET /static/", s.staticHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -121,8 +127,10 @@ func (s *Server) routes() {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	if !s.cfg.NoScenarios {
-		mux.HandleFunc("GET /ws/close/{code}", s.handleCloseScenario)
-		mux.HandleFunc("GET /ws/delay/{duration}", s.handleDelayScenario)
+		for _, m := range []string{"GET ", "CONNECT "} {
+			mux.HandleFunc(m+"/ws/close/{code}", s.handleCloseScenario)
+			mux.HandleFunc(m+"/ws/delay/{duration}", s.handleDelayScenario)
+		}
 		mux.HandleFunc("GET /ws/silent", s.handleSilentScenario)
 		mux.HandleFunc("GET /ws/drop", s.handleDropScenario)
 	}
@@ -240,7 +248,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ConnContext:       withConn,
 	}
-	s.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "websocket", wsScheme(scheme)+"://"+ln.Addr().String()+"/ws")
+	s.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "websocket", wsScheme(scheme)+"://"+ln.Addr().String()+"/ws",
+		"websocket_http2", tlsCfg != nil && xconnect.Enabled())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -252,8 +261,13 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("draining", "connections", s.openConns(), "timeout", s.cfg.DrainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	_ = hs.Shutdown(dctx) // stops accepting; hijacked WebSockets are ours to close
-	s.closeAll(dctx)
+	// Shutdown stops accepting and waits for requests in flight, which
+	// include WebSockets over HTTP/2 (streams, not hijacked): they get 1001
+	// meanwhile. Hijacked HTTP/1.1 WebSockets are ours to close anyway.
+	closed := make(chan struct{})
+	go func() { s.closeAll(dctx); close(closed) }()
+	_ = hs.Shutdown(dctx)
+	<-closed
 	_ = s.hub.Close() // members have left with their connections; ends any write still stuck
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

@@ -15,11 +15,19 @@ import (
 
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/internal/wstest"
+	"github.com/wschan/wschan/internal/xconnect"
 	"github.com/wschan/wschan/server"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Extended CONNECT for the HTTP/2 WebSocket tests: a process-wide
+	// switch in Go 1.26, read at start-up (see internal/xconnect).
+	if err := xconnect.Reexec(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // running is a server started on a loopback port for one test.
 type running struct {

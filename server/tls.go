@@ -14,8 +14,10 @@ import (
 )
 
 // tlsConfig returns the TLS configuration asked for, or nil for plain HTTP.
-// HTTP/2 is offered for the page; WebSocket clients use HTTP/1.1. A
-// certificate that cannot be loaded is a configuration error.
+// HTTP/2 is offered for the page, and for WebSockets too (RFC 8441) when
+// the process runs with extended CONNECT on (cmd/wschan turns it on; see
+// internal/xconnect). A certificate that cannot be loaded is a
+// configuration error.
 func tlsConfig(c Config) (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error

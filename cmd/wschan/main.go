@@ -17,12 +17,22 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/wschan/wschan/internal/xconnect"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// WebSockets over HTTP/2 (RFC 8441) need extended CONNECT, which
+		// Go 1.26's net/http offers only when GODEBUG=http2xconnect=1 is
+		// in the environment at start-up: start again with it (same
+		// process ID), unless GODEBUG already decides http2xconnect.
+		if err := xconnect.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "wschan: WebSockets over HTTP/2 stay off:", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default handling: the command
 	// drains, and a second Ctrl+C ends the process at once.

@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,12 +15,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wschan/wschan/internal/xconnect"
 	"github.com/wschan/wschan/server"
 	"github.com/wschan/wschan/server/web"
 )
@@ -111,9 +116,12 @@ func moduleRoot() (string, error) {
 // browser tests can stop and start again on the same port.
 type liveServer struct {
 	t       *testing.T
+	tls     bool   // serve HTTPS (self-signed), offering HTTP/2
 	addr    string // host:port, fixed by the first start
 	routed  bool   // the server's own Handler serves /static/
 	backend string // with !routed: the server's address behind the front
+	tcp     atomic.Int32
+	srv     atomic.Pointer[server.Server] // the running server, for its metrics
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // nil while stopped
@@ -124,14 +132,17 @@ type liveServer struct {
 // /static/ yet, a front on the public port serves the assets and proxies
 // everything else, WebSocket upgrades included, to the server on a port
 // of its own; stop and start then act on that server.
-func startLive(t *testing.T) *liveServer {
+func startLive(t *testing.T, tls bool) *liveServer {
 	t.Helper()
 	probe, err := server.New(server.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp, _ := do(t, probe.Handler(), "GET", "/static/app.js", nil)
-	ls := &liveServer{t: t, routed: resp.StatusCode == http.StatusOK}
+	ls := &liveServer{t: t, tls: tls, routed: resp.StatusCode == http.StatusOK}
+	if tls && !ls.routed {
+		t.Fatal("HTTPS needs the server's own Handler to serve /static/")
+	}
 	if ls.routed {
 		ls.addr = "127.0.0.1:0"
 		if err := ls.start(); err != nil {
@@ -171,15 +182,17 @@ func (ls *liveServer) start() error {
 	if !ls.routed {
 		addr = &ls.backend
 	}
-	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 15 * time.Second}) // a graceful window, even for a browser on a busy machine
+	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 15 * time.Second, TLSSelfSigned: ls.tls}) // a graceful window, even for a browser on a busy machine
 	if err != nil {
 		return err
 	}
-	ln, err := s.Listen()
+	tcp, err := s.Listen()
 	if err != nil {
 		return err
 	}
-	*addr = ln.Addr().String()
+	*addr = tcp.Addr().String()
+	ls.srv.Store(s)
+	ln := &countingListener{Listener: tcp, n: &ls.tcp}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls.cancel, ls.done = cancel, make(chan error, 1)
 	go func(done chan<- error) { done <- s.Serve(ctx, ln) }(ls.done)
@@ -215,7 +228,33 @@ func (ls *liveServer) control() http.Handler {
 		}
 		fmt.Fprintln(w, "started")
 	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		_, metrics := do(ls.t, ls.srv.Load().Handler(), "GET", "/metrics", nil)
+		accepted := func(proto string) int {
+			m := regexp.MustCompile(`wschan_handshakes_total\{outcome="accepted",proto="` + regexp.QuoteMeta(proto) + `"\} (\d+)`).FindStringSubmatch(metrics)
+			if m == nil {
+				return -1
+			}
+			return atoi(m[1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int{"tcp": int(ls.tcp.Load()), "h1": accepted("HTTP/1.1"), "h2": accepted("HTTP/2.0")})
+	})
 	return mux
+}
+
+// countingListener counts the TCP connections it accepts into n.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // lineLogger writes each line of the browser suite's output to t.Log.
@@ -242,13 +281,35 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 // directory; -update-screenshot copies the desktop one to docs/.
 func TestBrowser(t *testing.T) {
 	root := requireBrowser(t)
-	ls := startLive(t)
+	// The same suite over both protocols: the page over plain HTTP/1.1, and
+	// over HTTPS with HTTP/2, where the page's socket rides the page's
+	// connection (RFC 8441).
+	for _, proto := range []string{"http/1.1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			if proto == "h2" && !xconnect.Enabled() {
+				t.Skipf("HTTP/2 extended CONNECT is off in this process: run with GODEBUG=%s", xconnect.Setting)
+			}
+			runBrowserSuite(t, root, proto)
+		})
+	}
+}
+
+// runBrowserSuite runs e2e.test.mjs against a live server speaking proto.
+func runBrowserSuite(t *testing.T, root, proto string) {
+	ls := startLive(t, proto == "h2")
 	ctl := httptest.NewServer(ls.control())
 	t.Cleanup(ctl.Close)
+	scheme := "http"
+	if ls.tls {
+		scheme = "https"
+	}
 
 	artifacts := os.Getenv("WSCHAN_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = filepath.Join(os.TempDir(), "wschan-web")
+	}
+	if proto != "http/1.1" {
+		artifacts = filepath.Join(artifacts, proto) // the README's screenshot stays the HTTP/1.1 one
 	}
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
@@ -261,7 +322,8 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "e2e.test.mjs")
 	cmd.Env = append(os.Environ(),
-		"WSCHAN_WEB_URL=http://"+ls.addr+"/",
+		"WSCHAN_WEB_URL="+scheme+"://"+ls.addr+"/",
+		"WSCHAN_WEB_PROTO="+proto,
 		"WSCHAN_WEB_CONTROL="+ctl.URL,
 		"WSCHAN_CHROMIUM="+chromiumPath(),
 		"WSCHAN_ARTIFACTS="+artifacts,
@@ -280,7 +342,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser suite failed: %v", err)
 	}
-	if *updateScreenshot {
+	if *updateScreenshot && proto == "http/1.1" {
 		dst := filepath.Join(root, "docs", "screenshot-web.png")
 		if err := copyFile(filepath.Join(artifacts, "web-desktop.png"), dst); err != nil {
 			t.Fatal(err)

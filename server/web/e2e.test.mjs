@@ -1,7 +1,9 @@
 // Browser tests for the demo page, run by TestBrowser (browser_test.go),
 // which starts a real wschan server and passes:
-//   WSCHAN_WEB_URL      the page, http://127.0.0.1:PORT/
-//   WSCHAN_WEB_CONTROL  POST /stop and /start stop and restart the server on the same port
+//   WSCHAN_WEB_URL      the page, http://127.0.0.1:PORT/ (https:// with a self-signed certificate for h2)
+//   WSCHAN_WEB_PROTO    http/1.1 or h2: the suite runs once per protocol
+//   WSCHAN_WEB_CONTROL  POST /stop and /start stop and restart the server on the same port;
+//                       GET /stats: TCP connections accepted, WebSockets accepted per HTTP version
 //   WSCHAN_CHROMIUM     Debian's Chromium (/usr/bin/chromium); nothing is downloaded
 //   WSCHAN_ARTIFACTS    where screenshots go
 // Run them with `go test ./server/web/ -run TestBrowser -v`.
@@ -17,6 +19,7 @@ const CONTROL = process.env.WSCHAN_WEB_CONTROL;
 const ARTIFACTS = process.env.WSCHAN_ARTIFACTS;
 const AXE = require.resolve('axe-core/axe.min.js');
 const WS_URL = BASE.replace(/^http/, 'ws') + 'ws';
+const PROTO = process.env.WSCHAN_WEB_PROTO || 'http/1.1';
 
 const PHONE = { width: 360, height: 740 };
 const DESKTOP = { width: 1280, height: 800 };
@@ -33,7 +36,12 @@ before(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run',
       // /dev/shm is small in containers (Debian's launcher means to add this itself, but its check can fail)
-      '--disable-dev-shm-usage'],
+      '--disable-dev-shm-usage',
+      // The h2 run's certificate is self-signed (made by the server at
+      // start). Accepted at the handshake, not per context (Playwright's
+      // ignoreHTTPSErrors): that way Chromium does not fail a first TLS
+      // connection and open another, and the connection count is exact.
+      ...(BASE.startsWith('https:') ? ['--ignore-certificate-errors'] : [])],
   });
 });
 
@@ -158,9 +166,12 @@ test('binary messages are shown as binary', async (t) => {
   assert.ok(Buffer.isBuffer(sent[0]) && sent[0].equals(Buffer.from('hi')), `sent ${sent[0]}`);
   assert.deepEqual(await page.locator('#log li[data-kind="binary"]').evaluateAll((li) => li.map((l) => l.dataset.dir)),
     ['sent', 'received']);
-  // Text that looks like hex stays text.
-  await sendText(page, '68 69');
-  assert.equal(await page.locator('#latest-body').getAttribute('data-kind'), 'text');
+  // Text that looks like hex stays text. (The latest message already reads
+  // "68 69": wait for its kind to change, not for its text.)
+  await page.getByLabel('Send a message').fill('68 69');
+  await sendButton(page).click();
+  await page.waitForFunction(() => document.getElementById('latest-body').dataset.kind === 'text');
+  assert.equal(await page.locator('#latest-body').textContent(), '68 69');
 });
 
 // exchange sends a few messages so the screenshots show a used page.
@@ -409,7 +420,25 @@ test('reconnect: the server stops, then starts again on the same port', async (t
   t.diagnostic(states.join(' | '));
   assert.match(states[0], /^reconnecting: Reconnecting in [\d.]+ s \(attempt 1\): code 1001 \(going away\), reason “server shutting down”$/);
   assert.ok(states.some((s) => /^reconnecting: Reconnecting \(attempt 1\)…$/.test(s)), 'no reconnect attempt shown');
-  assert.match(states.at(-1), /^open: Open: ws:/);
+  assert.match(states.at(-1), /^open: Open: wss?:/);
+});
+
+async function stats() {
+  const resp = await fetch(CONTROL + '/stats');
+  assert.equal(resp.status, 200);
+  return resp.json();
+}
+
+test('the socket rides the page\'s HTTP/2 connection', { skip: PROTO !== 'h2' && 'HTTP/2 run only' }, async (t) => {
+  const before = await stats();
+  const { page, response } = await open(t);
+  assert.equal((await response.request().allHeaders())[':method'], 'GET', 'the page was not loaded over HTTP/2');
+  await sendText(page, 'over HTTP/2');
+  const after = await stats();
+  t.diagnostic(`before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+  assert.equal(after.h2 - before.h2, 1, 'the server did not accept the socket over HTTP/2');
+  assert.equal(after.h1 - before.h1, 0, 'the socket went over HTTP/1.1');
+  assert.equal(after.tcp - before.tcp, 1, 'the page and its socket used more than one TCP connection');
 });
 
 // joinRoom types a room name and joins it with Enter, then waits until the
@@ -430,7 +459,7 @@ test('room mode: two pages in one room see each other, the sender and the member
   await joinRoom(a.page, 'e2e-lobby');
   await waitRoomStatus(a.page, 'Room e2e-lobby: 1 member');
   assert.equal(await a.page.getByLabel('Server URL').inputValue(), WS_URL + '/room/e2e-lobby');
-  assert.match(await a.page.locator('#cmd-wschan').textContent(), /^wschan connect ws:\/\/.*\/ws\/room\/e2e-lobby$/);
+  assert.match(await a.page.locator('#cmd-wschan').textContent(), /^wschan connect wss?:\/\/.*\/ws\/room\/e2e-lobby$/);
   await joinRoom(b.page, 'e2e-lobby');
   await waitRoomStatus(b.page, 'Room e2e-lobby: 2 members');
   await waitRoomStatus(a.page, 'Room e2e-lobby: 2 members');

@@ -1,19 +1,30 @@
 package web_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/wschan/wschan/internal/xconnect"
 	"github.com/wschan/wschan/server"
 	"github.com/wschan/wschan/server/web"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Extended CONNECT, so that the page's socket can ride HTTP/2 in
+	// TestBrowser: a process-wide switch in Go 1.26, read at start-up (see
+	// internal/xconnect).
+	if err := xconnect.Reexec(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // do runs one request against h and returns the response with its body.
 func do(t *testing.T, h http.Handler, method, target string, header http.Header) (*http.Response, string) {
