@@ -125,7 +125,33 @@ func (b *Broker) seqSubject(room string) string {
 // epoch is the stream's creation time: a stream deleted and made again
 // starts a new one. Without history configured it returns the zero
 // position and nothing.
+//
+// JetStream's API can fail for a moment (a stream's leader being elected,
+// a node just restarted): a failed query is tried up to six times over
+// about two seconds,
+// within ctx, before the error is returned (and the member gets a gap).
 func (b *Broker) History(ctx context.Context, room string, since *rooms.StreamPosition) ([]rooms.Publication, rooms.StreamPosition, error) {
+	var err error
+	for attempt := range 6 {
+		if attempt > 0 {
+			t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, rooms.StreamPosition{}, err
+			}
+		}
+		var pubs []rooms.Publication
+		var top rooms.StreamPosition
+		if pubs, top, err = b.history(ctx, room, since); err == nil {
+			return pubs, top, nil
+		}
+	}
+	return nil, rooms.StreamPosition{}, err
+}
+
+func (b *Broker) history(ctx context.Context, room string, since *rooms.StreamPosition) ([]rooms.Publication, rooms.StreamPosition, error) {
 	if b.js == nil {
 		return nil, rooms.StreamPosition{}, nil
 	}
