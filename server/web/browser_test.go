@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +23,6 @@ import (
 
 	"github.com/wschan/wschan/internal/xconnect"
 	"github.com/wschan/wschan/server"
-	"github.com/wschan/wschan/server/web"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
@@ -115,58 +112,26 @@ func moduleRoot() (string, error) {
 // liveServer is a real wschan server on a fixed loopback port that the
 // browser tests can stop and start again on the same port.
 type liveServer struct {
-	t       *testing.T
-	tls     bool   // serve HTTPS (self-signed), offering HTTP/2
-	addr    string // host:port, fixed by the first start
-	routed  bool   // the server's own Handler serves /static/
-	backend string // with !routed: the server's address behind the front
-	tcp     atomic.Int32
-	srv     atomic.Pointer[server.Server] // the running server, for its metrics
+	t    *testing.T
+	tls  bool   // serve HTTPS (self-signed), offering HTTP/2
+	addr string // host:port, fixed by the first start
+	tcp  atomic.Int32
+	srv  atomic.Pointer[server.Server] // the running server, for its metrics
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // nil while stopped
 	done   chan error
 }
 
-// startLive starts a server. When the server's Handler does not route
-// /static/ yet, a front on the public port serves the assets and proxies
-// everything else, WebSocket upgrades included, to the server on a port
-// of its own; stop and start then act on that server.
+// startLive starts a server on a port of its own choosing; stop and start
+// then act on that port.
 func startLive(t *testing.T, tls bool) *liveServer {
 	t.Helper()
-	probe, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, _ := do(t, probe.Handler(), "GET", "/static/app.js", nil)
-	ls := &liveServer{t: t, tls: tls, routed: resp.StatusCode == http.StatusOK}
-	if tls && !ls.routed {
-		t.Fatal("HTTPS needs the server's own Handler to serve /static/")
-	}
-	if ls.routed {
-		ls.addr = "127.0.0.1:0"
-		if err := ls.start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(ls.stop)
-		return ls
-	}
-	t.Log("server.Handler does not serve /static/ yet: the page's assets come from a front that proxies to the server")
-	ls.backend = "127.0.0.1:0"
+	ls := &liveServer{t: t, tls: tls, addr: "127.0.0.1:0"}
 	if err := ls.start(); err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: ls.backend})
-	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		http.Error(w, err.Error(), http.StatusBadGateway) // the server is stopped
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+web.StaticPrefix, web.Static())
-	mux.Handle("/", proxy)
-	front := httptest.NewServer(mux)
-	t.Cleanup(front.Close) // after the server has closed the proxied WebSockets
 	t.Cleanup(ls.stop)
-	ls.addr = front.Listener.Addr().String()
 	return ls
 }
 
@@ -179,9 +144,6 @@ func (ls *liveServer) start() error {
 		return errors.New("already running")
 	}
 	addr := &ls.addr
-	if !ls.routed {
-		addr = &ls.backend
-	}
 	s, err := server.New(server.Config{Addr: *addr, DrainTimeout: 15 * time.Second, TLSSelfSigned: ls.tls}) // a graceful window, even for a browser on a busy machine
 	if err != nil {
 		return err
