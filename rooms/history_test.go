@@ -41,8 +41,11 @@ func noMore(t testing.TB, hub *rooms.Hub, room string, c *fakeConn) {
 	}
 }
 
+// historyHub's queues have room for every message a test sends a member
+// that does not read, plus the presence events, whenever the member's
+// writer runs: a full queue would close it as too slow.
 func historyHub(t testing.TB, size int, now func() time.Time) *rooms.Hub {
-	return newHub(t, &rooms.HubOptions{QueueSize: 2 * size, Broker: rooms.NewMemoryBroker(&rooms.MemoryBrokerOptions{HistorySize: size, Now: now})})
+	return newHub(t, &rooms.HubOptions{QueueSize: 2*size + 64, Broker: rooms.NewMemoryBroker(&rooms.MemoryBrokerOptions{HistorySize: size, Now: now})})
 }
 
 func TestResume(t *testing.T) {
