@@ -7,7 +7,6 @@ package server_test
 // WSCHAN_REQUIRE_PEERS=1.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -40,28 +39,10 @@ import (
 
 const acmeName = "ws.wschan.test"
 
-// syncBuffer collects a server's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // acmeServer is a server with ACME on two loopback ports.
 type acmeServer struct {
 	https, http string // host:port
-	log         *syncBuffer
+	log         *wstest.SyncBuffer
 	stop        func()
 }
 
@@ -83,7 +64,7 @@ func freeAddrs(t *testing.T, n int) []string {
 // the end of the test.
 func startACME(t *testing.T, cfg server.Config) *acmeServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &wstest.SyncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := server.New(cfg)
 	if err != nil {

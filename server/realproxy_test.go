@@ -8,7 +8,6 @@ package server_test
 // WSCHAN_REQUIRE_PEERS=1 (as in CI), where it fails it.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,30 +54,12 @@ func requireProgram(t testing.TB, name, pkg string) string {
 	return ""
 }
 
-// lockedBuffer collects a process's output for the test log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startProxy runs a proxy in the foreground until the test ends (killed by
 // its PID), and waits until addr accepts connections or the proxy exits.
 func startProxy(ctx context.Context, t testing.TB, addr string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	out := &lockedBuffer{}
+	out := &wstest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -8,7 +8,6 @@
 package pebbletest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -96,7 +95,7 @@ type CA struct {
 type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *lockedBuffer
+	out    *wstest.SyncBuffer
 	once   sync.Once
 }
 
@@ -152,7 +151,7 @@ func Start(t testing.TB, opts Options) *CA {
 
 func (ca *CA) start(t testing.TB, bin string, env []string, args ...string) {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{}), out: &lockedBuffer{}}
+	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{}), out: &wstest.SyncBuffer{}}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -299,21 +298,4 @@ func Port(t testing.TB, addr string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,6 +1,7 @@
 package wstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,3 +80,23 @@ var given = struct {
 	sync.Mutex
 	addrs map[string]struct{}
 }{addrs: map[string]struct{}{}}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a process's
+// output copied in by exec while the test reads it, a server's log.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
