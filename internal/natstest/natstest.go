@@ -43,11 +43,7 @@ func Binary(t testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", buildPath, "github.com/nats-io/nats-server/v2")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "natsserver")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build nats-server: %w\n%s", err, out)
-		}
+		buildErr = wstest.GoBuild(ctx, filepath.Join(filepath.Dir(file), "natsserver"), buildPath, "github.com/nats-io/nats-server/v2")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -60,12 +60,8 @@ func binaries(t testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
+		buildErr = wstest.GoBuild(ctx, filepath.Join(filepath.Dir(file), "pebble"), dir+string(filepath.Separator),
 			"github.com/letsencrypt/pebble/v2/cmd/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "pebble")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build pebble: %w\n%s", err, out)
-		}
 	})
 	if buildErr != nil {
 		if os.Getenv(RequireEnv) == "1" {

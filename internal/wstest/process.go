@@ -28,10 +28,17 @@ func BuildWschan(ctx context.Context, path string) error {
 	if err != nil || mod == "" || mod == os.DevNull {
 		return fmt.Errorf("go env GOMOD = %q (%v): not inside the wschan module", mod, err)
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", path, "./cmd/wschan")
-	cmd.Dir = filepath.Dir(mod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/wschan: %w\n%s", err, out)
+	return GoBuild(ctx, filepath.Dir(mod), path, "./cmd/wschan")
+}
+
+// GoBuild runs `go build -o out pkgs...` in dir (a module of its own, for
+// a tool the tests run beside the project: nats-server, Pebble). out is a
+// file, or a directory ending in a separator for several packages.
+func GoBuild(ctx context.Context, dir, out string, pkgs ...string) error {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, b)
 	}
 	return nil
 }
