@@ -93,26 +93,7 @@ func TestFanOutOverWebSocket(t *testing.T) {
 	}
 	for r, ch := range members {
 		wg.Go(func() {
-			next := make([]int, senders) // next sequence expected from each sender
-			for range senders * perSender {
-				m, err := ch.Read(ctx)
-				if err != nil {
-					t.Errorf("member %d: %v after %v", r, err, next)
-					return
-				}
-				var s, k int
-				if _, err := fmt.Sscanf(string(m.Data), "%d:%d:", &s, &k); err != nil || s < 0 || s >= senders {
-					t.Errorf("member %d: unexpected message %.20q", r, m.Data)
-					return
-				}
-				if k != next[s] {
-					t.Errorf("member %d: from sender %d got message %d, want %d (per-sender order)", r, s, k, next[s])
-					return
-				}
-				typ, want := fanOutMessage(s, k)
-				wstest.CompareMessage(t, fmt.Sprintf("member %d, sender %d, message %d", r, s, k), typ, want, m.Type, m.Data)
-				next[s]++
-			}
+			wstest.ReadFanOut(t, ctx, ch, fmt.Sprintf("member %d", r), senders, perSender, fanOutMessage)
 		})
 	}
 	wg.Wait()

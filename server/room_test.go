@@ -62,26 +62,7 @@ func TestRoomFanOut(t *testing.T) {
 			}
 		})
 		wg.Go(func() {
-			next := make([]int, members)
-			for range members * perSender {
-				m, err := ch.Read(ctx)
-				if err != nil {
-					t.Errorf("member %d: %v (next expected %v)", s, err, next)
-					return
-				}
-				var from, k int
-				if _, err := fmt.Sscanf(string(m.Data), "%d:%d:", &from, &k); err != nil || from < 0 || from >= members {
-					t.Errorf("member %d: unexpected message %.20q", s, m.Data)
-					return
-				}
-				if k != next[from] {
-					t.Errorf("member %d: from %d got message %d, want %d (per-sender order)", s, from, k, next[from])
-					return
-				}
-				typ, want := roomMessage(from, k)
-				wstest.CompareMessage(t, fmt.Sprintf("member %d, from %d, message %d", s, from, k), typ, want, m.Type, m.Data)
-				next[from]++
-			}
+			wstest.ReadFanOut(t, ctx, ch, fmt.Sprintf("member %d", s), members, perSender, roomMessage)
 		})
 	}
 	wg.Wait()
