@@ -8,33 +8,45 @@ import (
 	"github.com/wschan/wschan/internal/frame"
 )
 
-// BenchmarkParser measures a server's parser on client frames (masked)
-// that each arrive whole in one read, the common case on a socket. The
-// frame is fed from the same buffer on every iteration; a parser that
-// unmasks in place flips it between masked and unmasked, which is why
-// the text payload is ASCII under either (the key's bytes are below 0x80).
+// BenchmarkParser measures a server's parser on client frames (masked).
+// read=whole: each frame arrives whole in one read, the common case on a
+// socket; read=halves: in two reads, so the message is collected in the
+// parser's own buffer. The frame is fed from the same buffer on every
+// iteration; a parser that unmasks in place flips it between masked and
+// unmasked, which is why the text payload is ASCII under either (the
+// key's bytes are below 0x80).
 func BenchmarkParser(b *testing.B) {
-	for _, kind := range []struct {
-		name string
-		op   byte
-	}{{"binary", frame.OpBinary}, {"text", frame.OpText}} {
-		for _, size := range []int{16, 1 << 10, 16 << 10} {
-			b.Run(fmt.Sprintf("type=%s/size=%s", kind.name, sizeName(size)), func(b *testing.B) {
-				wire := enc(true, 0, kind.op, true, bytes.Repeat([]byte("abcdefgh"), size/8))
-				p := frame.NewParser(frame.Config{Masked: true, MaxMessage: 1 << 20})
-				n := 0
-				emit := func(ev frame.Event) error { n += len(ev.Data); return nil }
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := p.Feed(wire, emit); err != nil {
-						b.Fatal(err)
+	for _, read := range []string{"whole", "halves"} {
+		for _, kind := range []struct {
+			name string
+			op   byte
+		}{{"binary", frame.OpBinary}, {"text", frame.OpText}} {
+			for _, size := range []int{16, 1 << 10, 16 << 10} {
+				name := fmt.Sprintf("read=%s/type=%s/size=%s", read, kind.name, sizeName(size))
+				b.Run(name, func(b *testing.B) {
+					wire := enc(true, 0, kind.op, true, bytes.Repeat([]byte("abcdefgh"), size/8))
+					cut := len(wire)
+					if read == "halves" {
+						cut = len(wire) / 2
 					}
-				}
-				if n == 0 && size > 0 {
-					b.Fatal("no data")
-				}
-			})
+					p := frame.NewParser(frame.Config{Masked: true, MaxMessage: 1 << 20})
+					n := 0
+					emit := func(ev frame.Event) error { n += len(ev.Data); return nil }
+					b.SetBytes(int64(size))
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := p.Feed(wire[:cut], emit); err != nil {
+							b.Fatal(err)
+						}
+						if err := p.Feed(wire[cut:], emit); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if n == 0 {
+						b.Fatal("no data")
+					}
+				})
+			}
 		}
 	}
 }

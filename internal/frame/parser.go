@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -40,16 +41,29 @@ type Config struct {
 	// frames, on a server); else they must not be.
 	Masked bool
 	// MaxMessage is the largest message, in bytes, whole or fragmented.
+	// For a compressed message it holds the compressed bytes, as they
+	// come on the wire; the inflated size is the Inflater's limit.
 	MaxMessage int
+	// Deflate: permessage-deflate (RFC 7692) was negotiated. RSV1 on the
+	// first frame of a data message then marks it compressed; anywhere
+	// else, or without Deflate, a reserved bit fails the connection.
+	Deflate bool
 }
 
 // Event is what the parser found: a complete data message, a control
 // frame, or (Kind Close) the peer's close frame.
 type Event struct {
-	Kind   Kind
-	Data   []byte // the message or control payload; valid until the next call to Feed
+	Kind Kind
+	// Data is the message or control payload. It is valid until the next
+	// call to Feed, and no longer than the bytes given to this one: it
+	// may point into them.
+	Data   []byte
 	Code   int    // Close: the peer's status code, 1005 when it sent none
 	Reason string // Close: the peer's reason
+	// Compressed: Data is a permessage-deflate message as it came,
+	// without its tail (see Inflater). Its UTF-8, for a text message,
+	// has not been checked: the caller checks it after inflating.
+	Compressed bool
 }
 
 // Kind says what an Event is.
@@ -91,8 +105,9 @@ type Parser struct {
 	left   uint64 // payload bytes still to come in this frame
 	pos    int    // mask position
 
-	msgOp   byte // the open data message's opcode, 0 if none
-	msg     []byte
+	msgOp   byte   // the open data message's opcode, 0 if none
+	deflate bool   // the open data message is compressed
+	msg     []byte // the open message, when it spans frames or Feeds
 	utf     UTF8
 	ctl     [125]byte
 	ctlN    int
@@ -103,10 +118,24 @@ type Parser struct {
 // NewParser returns a parser for cfg.
 func NewParser(cfg Config) *Parser { return &Parser{cfg: cfg} }
 
+// maxIdleMsg is the most message buffer a parser keeps between messages:
+// a larger one is dropped once its message has been emitted, so that an
+// idle connection holds no big buffer.
+const maxIdleMsg = 512
+
+// maxReserve bounds the room the parser makes for a frame's payload
+// before it has arrived.
+const maxReserve = 16 << 10
+
 // Feed parses b and calls emit for every event it completes, in order.
 // It returns the first violation as an *Error (and every later call
 // returns it too), ErrClosed for bytes after a close frame, or what emit
-// returned. The events' Data is valid until the next call to Feed.
+// returned.
+//
+// Feed may modify b: a data message that b holds whole, in one frame, is
+// unmasked in place and emitted as a slice of b, without a copy. The
+// events' Data is valid until the next call to Feed, and only while the
+// caller does not reuse b.
 func (p *Parser) Feed(b []byte, emit func(Event) error) error {
 	if p.failure != nil {
 		return p.failure
@@ -127,6 +156,18 @@ func (p *Parser) Feed(b []byte, emit func(Event) error) error {
 			if p.left > 0 {
 				continue
 			}
+		} else if p.left <= uint64(len(b)) && p.fin && p.op != OpContinuation && p.op < 0x8 && len(p.msg) == 0 {
+			// A whole unfragmented message, all in b: unmask it in place
+			// and emit it from there.
+			n := int(p.left)
+			data := b[:n]
+			b = b[n:]
+			p.left, p.hdrN = 0, 0
+			p.unmask(data)
+			if err := p.emitMessage(data, true, emit); err != nil {
+				return p.failed(err)
+			}
+			continue
 		} else {
 			n := int(min(p.left, uint64(len(b))))
 			if err := p.payload(b[:n]); err != nil {
@@ -141,14 +182,19 @@ func (p *Parser) Feed(b []byte, emit func(Event) error) error {
 		// The frame is complete.
 		p.hdrN = 0
 		if err := p.endFrame(emit); err != nil {
-			var fe *Error
-			if errors.As(err, &fe) {
-				return p.fail(fe)
-			}
-			return err
+			return p.failed(err)
 		}
 	}
 	return nil
+}
+
+// failed records err if it is a violation, and returns it.
+func (p *Parser) failed(err error) error {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return p.fail(fe)
+	}
+	return err
 }
 
 func (p *Parser) fail(err *Error) error {
@@ -214,11 +260,15 @@ func (p *Parser) startFrame() *Error {
 		copy(p.mask[:], p.hdr[i:i+4])
 	}
 	p.pos = 0
+	rsv1 := b0&0x40 != 0
 	switch {
 	case p.left > uint64(p.cfg.MaxMessage):
 		return &Error{CodeMessageTooBig, "frame larger than the message limit"}
-	case b0&0x70 != 0:
+	case b0&0x30 != 0, rsv1 && !p.cfg.Deflate:
 		return &Error{CodeProtocolError, "reserved bits set"}
+	case rsv1 && (p.op != OpText && p.op != OpBinary):
+		// RFC 7692 section 6: RSV1 marks the first frame of a message.
+		return &Error{CodeProtocolError, "RSV1 set outside the first frame of a data message"}
 	case p.masked != p.cfg.Masked:
 		if p.cfg.Masked {
 			return &Error{CodeProtocolError, "unmasked frame from a client"}
@@ -245,7 +295,7 @@ func (p *Parser) startFrame() *Error {
 		if p.msgOp != 0 {
 			return &Error{CodeProtocolError, "new message inside a fragmented one"}
 		}
-		p.msgOp, p.msg, p.utf = p.op, p.msg[:0], UTF8{}
+		p.msgOp, p.deflate, p.msg, p.utf = p.op, rsv1, p.msg[:0], UTF8{}
 	default:
 		return &Error{CodeProtocolError, fmt.Sprintf("reserved opcode %#x", p.op)}
 	}
@@ -261,9 +311,14 @@ func (p *Parser) payload(b []byte) *Error {
 		return nil
 	}
 	start := len(p.msg)
+	if cap(p.msg)-start < len(b) {
+		// Room for the rest of the frame, up to a bound: a peer that
+		// announces a long frame must send it to make the buffer grow.
+		p.msg = slices.Grow(p.msg, int(min(p.left, maxReserve)))
+	}
 	p.msg = append(p.msg, b...)
 	p.unmask(p.msg[start:])
-	if p.msgOp == OpText && !p.utf.Feed(p.msg[start:]) {
+	if p.msgOp == OpText && !p.deflate && !p.utf.Feed(p.msg[start:]) {
 		return &Error{CodeInvalidPayload, "invalid UTF-8 in a text message"}
 	}
 	return nil
@@ -273,10 +328,32 @@ func (p *Parser) unmask(b []byte) {
 	if !p.masked {
 		return
 	}
-	for i := range b {
-		b[i] ^= p.mask[(p.pos+i)&3]
-	}
+	unmaskAt(b, p.mask, p.pos)
 	p.pos = (p.pos + len(b)) & 3
+}
+
+// unmaskAt XORs b with key, starting at key byte pos, eight bytes at a
+// time.
+func unmaskAt(b []byte, key [4]byte, pos int) {
+	var k [8]byte
+	for i := range k {
+		k[i] = key[(pos+i)&3]
+	}
+	k64 := binary.LittleEndian.Uint64(k[:])
+	i := 0
+	for ; i+32 <= len(b); i += 32 {
+		x := b[i : i+32 : i+32]
+		binary.LittleEndian.PutUint64(x[0:], binary.LittleEndian.Uint64(x[0:])^k64)
+		binary.LittleEndian.PutUint64(x[8:], binary.LittleEndian.Uint64(x[8:])^k64)
+		binary.LittleEndian.PutUint64(x[16:], binary.LittleEndian.Uint64(x[16:])^k64)
+		binary.LittleEndian.PutUint64(x[24:], binary.LittleEndian.Uint64(x[24:])^k64)
+	}
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k64)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= k[i&7]
+	}
 }
 
 // endFrame emits what a complete frame completes.
@@ -297,15 +374,27 @@ func (p *Parser) endFrame(emit func(Event) error) error {
 	if !p.fin {
 		return nil
 	}
-	kind := Binary
-	if p.msgOp == OpText {
-		if !p.utf.Complete() {
-			return &Error{CodeInvalidPayload, "text message ends inside a UTF-8 sequence"}
-		}
-		kind = Text
+	if p.msgOp == OpText && !p.deflate && !p.utf.Complete() {
+		return &Error{CodeInvalidPayload, "text message ends inside a UTF-8 sequence"}
 	}
-	p.msgOp = 0
-	return emit(Event{Kind: kind, Data: p.msg})
+	return p.emitMessage(p.msg, false, emit)
+}
+
+// emitMessage emits the complete data message data and closes it; whole
+// is set when data came in one piece, its UTF-8 not checked yet.
+func (p *Parser) emitMessage(data []byte, whole bool, emit func(Event) error) error {
+	ev := Event{Kind: Binary, Data: data, Compressed: p.deflate}
+	if p.msgOp == OpText {
+		ev.Kind = Text
+		if whole && !p.deflate && !utf8.Valid(data) {
+			return &Error{CodeInvalidPayload, "invalid UTF-8 in a text message"}
+		}
+	}
+	p.msgOp, p.deflate = 0, false
+	if cap(p.msg) > maxIdleMsg {
+		p.msg = nil // ev.Data keeps it alive as long as the caller needs it
+	}
+	return emit(ev)
 }
 
 // closePayload checks a close frame's payload (RFC 6455, section 5.5.1

@@ -46,12 +46,19 @@ func enc(fin bool, rsv, op byte, masked bool, p []byte) []byte {
 // run feeds stream in pieces of the given sizes (cycled; 0 means whole)
 // and returns the events and the error, as text.
 func run(cfg frame.Config, stream []byte, sizes ...int) string {
+	stream = bytes.Clone(stream) // Feed unmasks in place
 	p := frame.NewParser(cfg)
 	var out []string
 	emit := func(ev frame.Event) error {
 		switch ev.Kind {
 		case frame.Close:
 			out = append(out, fmt.Sprintf("close %d %q", ev.Code, ev.Reason))
+		case frame.Text, frame.Binary:
+			z := ""
+			if ev.Compressed {
+				z = "z "
+			}
+			out = append(out, fmt.Sprintf("%d %s%q", ev.Kind, z, ev.Data))
 		default:
 			out = append(out, fmt.Sprintf("%d %q", ev.Kind, ev.Data))
 		}
@@ -80,6 +87,8 @@ func TestParser(t *testing.T) {
 	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 	M := func(fin bool, op byte, p []byte) []byte { return enc(fin, 0, op, true, p) }
 	server := frame.Config{Masked: true, MaxMessage: 100}
+	deflate := frame.Config{Masked: true, MaxMessage: 100, Deflate: true}
+	Z := func(fin bool, rsv, op byte, p []byte) []byte { return enc(fin, rsv, op, true, p) }
 	tests := []struct {
 		name   string
 		cfg    frame.Config
@@ -112,6 +121,19 @@ func TestParser(t *testing.T) {
 		{"close code 1005", server, M(true, 8, []byte{0x03, 0xed}), "fail 1002"},
 		{"close code 999", server, M(true, 8, []byte{0x03, 0xe7}), "fail 1002"},
 		{"close code 5000", server, M(true, 8, []byte{0x13, 0x88}), "fail 1002"},
+		{"compressed text, not checked for UTF-8", deflate, Z(true, 4, 1, []byte{0xff, 0}), `1 z "\xff\x00"`},
+		{"compressed binary", deflate, Z(true, 4, 2, []byte{1}), `2 z "\x01"`},
+		{"compressed in fragments", deflate, cat(Z(false, 4, 1, []byte{0xc3}), Z(true, 0, 9, nil), Z(true, 0, 0, []byte{0xff})), `3 ""; 1 z "\xc3\xff"`},
+		{"uncompressed after compressed", deflate, cat(Z(true, 4, 2, []byte{1}), Z(true, 0, 1, []byte("é"))), `2 z "\x01"; 1 "é"`},
+		{"uncompressed text still checked", deflate, Z(true, 0, 1, []byte{0xff}), "fail 1007"},
+		{"compressed over the limit on the wire", deflate, Z(true, 4, 2, make([]byte, 101)), "fail 1009"},
+		{"compressed fragments over the limit", deflate, cat(Z(false, 4, 2, make([]byte, 60)), Z(true, 0, 0, make([]byte, 60))), "fail 1009"},
+		{"RSV1 without deflate", server, Z(true, 4, 2, []byte{1}), "fail 1002"},
+		{"RSV1 on a continuation", deflate, cat(Z(false, 4, 1, []byte{1}), Z(true, 4, 0, []byte{2})), "fail 1002"},
+		{"RSV1 on a ping", deflate, Z(true, 4, 9, nil), "fail 1002"},
+		{"RSV1 on a close", deflate, Z(true, 4, 8, nil), "fail 1002"},
+		{"RSV2 with deflate", deflate, Z(true, 2, 2, []byte{1}), "fail 1002"},
+		{"RSV3 with deflate", deflate, Z(true, 1, 1, []byte{1}), "fail 1002"},
 		{"bytes after close", server, cat(M(true, 8, nil), M(true, 1, []byte("x"))), `close 1005 ""; err frame: bytes after the close frame`},
 	}
 	for _, tt := range tests {
@@ -130,8 +152,9 @@ func TestParser(t *testing.T) {
 func FuzzParserSplits(f *testing.F) {
 	f.Add(bytes.Join([][]byte{enc(false, 0, 1, true, []byte("héllo")), enc(true, 0, 9, true, nil), enc(true, 0, 0, true, []byte("!"))}, nil), uint8(3), uint8(5), true)
 	f.Add(enc(true, 0, 8, false, []byte{0x03, 0xe8, 'x'}), uint8(1), uint8(2), false)
+	f.Add(bytes.Join([][]byte{enc(false, 4, 1, true, []byte{0xff}), enc(true, 0, 0, true, []byte("x")), enc(true, 4, 2, true, []byte("y"))}, nil), uint8(2), uint8(9), true)
 	f.Fuzz(func(t *testing.T, stream []byte, a, b uint8, masked bool) {
-		cfg := frame.Config{Masked: masked, MaxMessage: 1 << 10}
+		cfg := frame.Config{Masked: masked, MaxMessage: 1 << 10, Deflate: a&1 == 1}
 		whole := run(cfg, stream, 0)
 		if got := run(cfg, stream, int(a), int(b)); got != whole {
 			t.Fatalf("in pieces of %d and %d: %s; whole: %s", a, b, got, whole)
