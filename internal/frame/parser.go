@@ -7,6 +7,13 @@
 // It is held to the engine the library trusts by differential fuzzing
 // (the same bytes, split at random points, give the same messages and the
 // same close code): see FuzzParserMatchesEngine in the root package.
+//
+// Permessage-deflate (RFC 7692) is in deflate.go: Negotiate answers a
+// client's offer, an Inflater inflates the messages the Parser marks
+// Compressed, a Deflater compresses outgoing ones. It uses
+// github.com/klauspost/compress/flate, the compressor of that engine
+// (gws), which the build holds already: the same encoder at the same
+// settings gives the same bytes, so the two engines compress alike.
 package frame
 
 import (
