@@ -344,10 +344,7 @@ func echoServer(conn net.Conn, got chan<- []byte, clientCompressesAll bool) erro
 	if !ok {
 		return errors.New("no permessage-deflate offer")
 	}
-	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	_, err = fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Extensions: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]), ext)
-	if err != nil {
+	if err := answer(conn, req, ext); err != nil {
 		return err
 	}
 	p := frame.NewParser(frame.Config{Masked: true, MaxMessage: 1 << 20, Deflate: true})
@@ -390,4 +387,78 @@ func echoServer(conn net.Conn, got chan<- []byte, clientCompressesAll bool) erro
 func serverFrame(payload []byte) []byte {
 	f := enc(true, 4, frame.OpBinary, false, payload)
 	return f
+}
+
+// answer writes a 101 response to req, accepting extension ext.
+func answer(conn net.Conn, req *http.Request, ext string) error {
+	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	_, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Extensions: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]), ext)
+	return err
+}
+
+// TestGWSPutsControlPayloadsInItsWindow documents a fault of gws v1.8.9
+// that the event engine must not copy: with context takeover, gws adds
+// the payload of every frame it sends, pings, pongs and close frames
+// included, to its compression window, where RFC 7692 keeps only
+// messages. Its next compressed message can then refer to bytes its peer
+// never had: here, a ping's payload sent again as a message, which an
+// RFC-conforming inflater (this package's, and any browser's) cannot
+// inflate. When this test fails, gws has been fixed.
+func TestGWSPutsControlPayloadsInItsWindow(t *testing.T) {
+	t.Parallel()
+	cConn, sConn := net.Pipe()
+	t.Cleanup(func() { _ = cConn.Close(); _ = sConn.Close() })
+	got := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(sConn)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			got <- err
+			return
+		}
+		params, ext, _ := frame.Negotiate(req.Header.Values("Sec-WebSocket-Extensions"))
+		if err := answer(sConn, req, ext); err != nil {
+			got <- err
+			return
+		}
+		p := frame.NewParser(frame.Config{Masked: true, MaxMessage: 1 << 20, Deflate: true})
+		inf := frame.NewInflater(params.ClientMaxWindowBits, !params.ClientNoContextTakeover)
+		buf := make([]byte, 4096)
+		for {
+			n, err := br.Read(buf)
+			if err != nil {
+				return
+			}
+			_ = p.Feed(buf[:n], func(ev frame.Event) error {
+				if ev.Compressed {
+					_, err := inf.Inflate(nil, ev.Data, 1<<20)
+					got <- err
+				}
+				return nil
+			})
+		}
+	}()
+	client, _, err := gws.NewClientFromConn(&gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: "ws://example/",
+		PermessageDeflate: gws.PermessageDeflate{Enabled: true, ServerContextTakeover: true, ClientContextTakeover: true}}, cConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("qwertyuiopasdfghjklzxcvbnm,./1234567890-=QWERTYUIOPASDFGHJKLZXCVBNM<>?!@#$%^&*()_+mnbvcxzlkjhgfdsapoiuytrewq0987654321")
+	_ = client.WriteMessage(gws.OpcodeBinary, []byte("first message"))
+	_ = client.WritePing(payload)
+	_ = client.WriteMessage(gws.OpcodeBinary, append(payload, payload...))
+	for i := range 2 {
+		select {
+		case err := <-got:
+			if i == 0 && err != nil {
+				t.Fatalf("the first message: %v", err)
+			}
+			if i == 1 && code(err) != frame.CodeInvalidPayload {
+				t.Fatalf("the message after the ping inflated (%v): has gws stopped adding control payloads to its window?", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message")
+		}
+	}
 }
