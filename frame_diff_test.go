@@ -152,13 +152,14 @@ func parserRun(stream, chops []byte, limit int, deflate bool) (_ runResult, rsv 
 				if err != nil {
 					return err
 				}
-				if ev.Kind == frame.Text && !utf8.Valid(data) {
-					return &frame.Error{Code: frame.CodeInvalidPayload, Reason: "invalid UTF-8"}
-				}
 				ev.Data = data
 			}
 			if len(ev.Data) > limit {
 				return &frame.Error{Code: int(StatusMessageTooBig), Reason: "message too big"}
+			}
+			// The size first, then the text, as wsconn.message does.
+			if ev.Compressed && ev.Kind == frame.Text && !utf8.Valid(ev.Data) {
+				return &frame.Error{Code: frame.CodeInvalidPayload, Reason: "invalid UTF-8"}
 			}
 			typ := Binary
 			if ev.Kind == frame.Text {
