@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	xfont "golang.org/x/image/font"
 	"gonum.org/v1/plot"
@@ -170,8 +171,23 @@ func newPanel(title, xlabel string) *plot.Plot {
 	p.Y.Tick.Length = 0
 	p.Y.LineStyle.Width = 0
 	p.X.Min = 0
+	p.X.Tick.Marker = plainTicks{}
 	p.BackgroundColor = color.White
 	return p
+}
+
+// plainTicks are plot.DefaultTicks labelled 0, 10, 2.5 rather than 0.00,
+// 10.00, 2.50.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(math.Round(ts[i].Value*1e6)/1e6, 'f', -1, 64)
+		}
+	}
+	return ts
 }
 
 // cpuPanel: one group per workload, one bar per server, as a multiple of

@@ -25,13 +25,13 @@ type Report struct {
 	// Dirty lists the files of the wschan build with uncommitted changes.
 	Dirty string `json:"dirty"`
 	// Rounds, Conns, IdleConns, SettleS, ServerCPU and ClientCPU are the
-	// script's settings.
-	Rounds    int `json:"rounds"`
-	Conns     int `json:"conns"`
-	IdleConns int `json:"idle_conns"`
-	SettleS   int `json:"settle_s"`
-	ServerCPU int `json:"server_cpu"`
-	ClientCPU int `json:"client_cpu"`
+	// script's settings; the CPUs are taskset lists ("0", "2-3").
+	Rounds    int     `json:"rounds"`
+	Conns     int     `json:"conns"`
+	IdleConns int     `json:"idle_conns"`
+	SettleS   float64 `json:"settle_s"`
+	ServerCPU string  `json:"server_cpu"`
+	ClientCPU string  `json:"client_cpu"`
 	// Measures lists what was measured, in the report's order.
 	Measures []Measure `json:"measures"`
 	// Servers lists the servers measured, in the report's order.
