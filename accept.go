@@ -1,6 +1,7 @@
 package wschan
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -47,9 +48,9 @@ type AcceptOptions struct {
 	OnPing        func(ch *Channel, payload []byte)
 	OnStateChange func(s State, err error)
 
-	// engine names the engine under the channel; "" is the default
-	// (gws). Tests set it to run over each engine (export_test.go).
-	engine string
+	// Engine runs the connection: EngineGoroutine (the default, "") or
+	// EnginePoll, which holds far less memory per waiting connection.
+	Engine Engine
 }
 
 func (o *AcceptOptions) settings() settings {
@@ -61,7 +62,7 @@ func (o *AcceptOptions) settings() settings {
 		onMessage:     o.OnMessage,
 		onPing:        o.OnPing,
 		onStateChange: o.OnStateChange,
-		engine:        o.engine,
+		engine:        cmp.Or(o.Engine, defaultEngine),
 	}
 }
 
@@ -142,14 +143,19 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 		_ = conn.Close()
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
-	e, err := acceptGWS(conn, brw.Reader, r, protocol, o.EnableCompression, set.readLimit)
+	var e engineConn
+	if set.engine == EnginePoll && pollable(conn, o.EnableCompression && offersDeflate(r.Header)) {
+		e, err = acceptPoll(conn, brw.Reader, r, protocol, &set)
+	} else {
+		e, err = acceptGWS(conn, brw.Reader, r, protocol, o.EnableCompression, set.readLimit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
 	c := newWSConn(ch, e, protocol)
 	ch.attach(c)
 	ch.setState(StateOpen, nil)
-	go c.run()
+	c.start()
 	return ch, nil
 }
 

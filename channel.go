@@ -235,6 +235,26 @@ func (ch *Channel) Close(code StatusCode, reason string) error {
 	return nil
 }
 
+// CloseNow ends the channel at once, without the closing handshake: no
+// close frame is sent or awaited, the socket is closed, and the peer sees
+// the connection drop (1006). A Close under way ends now too, and a
+// reconnecting channel stops reconnecting. It is for what has run out of
+// patience, such as a server whose shutdown deadline has passed; Close is
+// the polite way. It does not wait: Done says when the channel has ended.
+func (ch *Channel) CloseNow() {
+	first := false
+	ch.closeOnce.Do(func() {
+		first = true
+		close(ch.closing)
+	})
+	if first && ch.rc != nil {
+		go func() { _ = ch.rc.close(StatusAbnormalClosure, "") }()
+	}
+	if c := ch.cur.Load(); c != nil {
+		c.e.abort()
+	}
+}
+
 // Done returns a channel that is closed when the Channel has ended.
 func (ch *Channel) Done() <-chan struct{} { return ch.done }
 

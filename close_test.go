@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -375,5 +376,48 @@ func TestOnPing(t *testing.T) {
 	defer mu.Unlock()
 	if got := strings.Join(seen, ","); got != "one,,two,stop" {
 		t.Fatalf("OnPing saw %q", got)
+	}
+}
+
+func TestCloseNow(t *testing.T) {
+	t.Parallel()
+	for _, afterClose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after Close %v", afterClose), func(t *testing.T) {
+			t.Parallel()
+			// A close timeout far past the test's patience: only CloseNow
+			// can end the channel in time.
+			u, accepted := acceptedServer(t, &wschan.AcceptOptions{CloseTimeout: time.Hour})
+			peer := wstest.DialRaw(t, u, nil) // reads, never answers a close frame
+			ch := <-accepted
+			closeDone := make(chan error, 1)
+			if afterClose {
+				go func() { closeDone <- ch.Close(wschan.StatusGoingAway, "shutting down") }()
+				f, err := peer.ReadFrame()
+				if err != nil || f.Opcode != 0x8 {
+					t.Fatalf("peer read %+v, %v; want the close frame", f, err)
+				}
+			}
+			ch.CloseNow()
+			select {
+			case <-ch.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("channel still open 10 s after CloseNow")
+			}
+			if f, err := peer.ReadFrame(); err == nil {
+				t.Fatalf("peer read %+v after CloseNow; want the connection gone", f)
+			}
+			if afterClose {
+				if err := <-closeDone; err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				if !errors.Is(ch.Err(), wschan.ErrClosed) {
+					t.Fatalf("Err %v, want ErrClosed (Close ran first)", ch.Err())
+				}
+				return
+			}
+			if !errors.Is(ch.Err(), wschan.ErrConnectionLost) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+				t.Fatalf("Err %v, code %d; want ErrConnectionLost, 1006", ch.Err(), ch.CloseCode())
+			}
+		})
 	}
 }

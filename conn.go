@@ -64,6 +64,16 @@ func (c *wsconn) run() {
 	c.e.serve()
 }
 
+// start serves the connection on a goroutine of its own, or on the
+// engine's.
+func (c *wsconn) start() {
+	if _, ok := c.e.(detachedEngine); ok {
+		c.run()
+		return
+	}
+	go c.run()
+}
+
 func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 	release := func() {
 		if buf != nil {
@@ -105,6 +115,7 @@ func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 	default:
 	}
 	c.blocked.Store(true)
+	c.e.blocking()
 	select {
 	case c.ch.msgs <- msg:
 	case <-c.ch.closing:
@@ -144,6 +155,7 @@ func (c *wsconn) awaitDrain() {
 	defer t.Stop()
 	c.blocked.Store(true) // the keepalive waits, too
 	defer c.blocked.Store(false)
+	c.e.blocking()
 	select {
 	case c.ch.msgs <- Message{buf: mark}:
 	case <-c.stopped:

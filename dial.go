@@ -92,9 +92,10 @@ type DialOptions struct {
 	// see ReconnectOptions. Default nil: the channel ends with its connection.
 	Reconnect *ReconnectOptions
 
-	// engine names the engine under the channel; "" is the default
-	// (gws). Tests set it to run over each engine (export_test.go).
-	engine string
+	// engine names the engine under the channel; Dial runs on
+	// EngineGoroutine whatever it says. Tests set it when they run over
+	// each engine (export_test.go).
+	engine Engine
 }
 
 func (o *DialOptions) settings() settings {

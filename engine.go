@@ -3,6 +3,7 @@ package wschan
 import (
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"time"
 )
@@ -54,7 +55,16 @@ type engineConn interface {
 	// intendedClose the one writeClose was asked for, if any.
 	sentClose() (StatusCode, string, bool)
 	intendedClose() (StatusCode, string, bool)
+
+	// blocking is called on the read side before it waits for the
+	// application (a full stream, the drain before failing): an engine
+	// that reads many connections on one goroutine lets the others go on.
+	blocking()
 }
+
+// detachedEngine is an engineConn whose serve starts the connection on the
+// engine's own goroutines and returns at once.
+type detachedEngine interface{ detached() }
 
 // connEvents is what an engine reports for one connection, from its read
 // side, one at a time and in order.
@@ -89,16 +99,40 @@ type endCause struct {
 	err error
 }
 
-// engines are the engines a channel can run on, by name; the first is the
-// default.
-var engines = []string{"gws"}
+// Engine is what runs a server's connections: see AcceptOptions.Engine.
+type Engine string
 
-// checkEngine refuses an engine name that is not in engines.
-func checkEngine(name string) error {
-	if name == "" || slices.Contains(engines, name) {
+const (
+	// EngineGoroutine reads each connection on a goroutine of its own
+	// (github.com/lxzan/gws underneath). It is the default, and the only
+	// engine of Dial.
+	EngineGoroutine Engine = "goroutine"
+	// EnginePoll keeps connections in the operating system's poller (epoll,
+	// Linux only): a connection waiting for its peer holds no goroutine and
+	// no read buffer, a few kilobytes in all. Connections it cannot run
+	// (TLS, HTTP/2, permessage-deflate, other systems) run on
+	// EngineGoroutine; the behaviour is the same on both.
+	EnginePoll Engine = "poll"
+)
+
+// defaultEngine is Accept's engine when AcceptOptions.Engine is empty.
+// Tests of the whole package run over another one by setting it
+// (WSCHAN_TEST_ENGINE, export_test.go).
+var defaultEngine = EngineGoroutine
+
+// onDetach, in tests, learns which engine connection took the socket of
+// an accepted net.Conn (export_test.go: ResetConn).
+var onDetach func(net.Conn, engineConn)
+
+// engines are the engines a channel can run on; the first is the default.
+var engines = []Engine{EngineGoroutine, EnginePoll}
+
+// checkEngine refuses an engine that is not in engines.
+func checkEngine(e Engine) error {
+	if e == "" || slices.Contains(engines, e) {
 		return nil
 	}
-	return fmt.Errorf("unknown engine %q", name)
+	return fmt.Errorf("unknown engine %q (want %q or %q)", e, EngineGoroutine, EnginePoll)
 }
 
 // readLimit maps a ReadLimit option to bytes: 0 is the default, negative

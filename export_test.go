@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
 )
 
 // Internals exposed to the external test package.
@@ -46,19 +48,51 @@ func WatchedReader(c net.Conn, server bool, beforeFail func(), fail func(code in
 	return t
 }
 
+func init() {
+	// The package's tests run on each engine in turn: scripts/test sets
+	// WSCHAN_TEST_ENGINE for the second run.
+	if e := os.Getenv("WSCHAN_TEST_ENGINE"); e != "" {
+		if err := checkEngine(Engine(e)); err != nil {
+			panic("WSCHAN_TEST_ENGINE: " + err.Error())
+		}
+		defaultEngine = Engine(e)
+	}
+}
+
 // Engines are the engines behaviour tests run over: for each, set it on
 // the options with UseEngine.
 var Engines = engines
 
 // UseEngine makes the channels Accept or Dial creates with o (an
 // *AcceptOptions or *DialOptions) run on the named engine.
-func UseEngine(o any, name string) {
+func UseEngine(o any, name Engine) {
 	switch o := o.(type) {
 	case *AcceptOptions:
-		o.engine = name
+		o.Engine = name
 	case *DialOptions:
 		o.engine = name
 	default:
 		panic(fmt.Sprintf("UseEngine(%T)", o))
 	}
 }
+
+// ResetConn drops an accepted connection as the kernel does for a process
+// that dies: no close frame, the socket reset. c is the net.Conn the
+// server accepted; an engine that moved the socket away from it (the poll
+// engine) is found through detached.
+func ResetConn(c net.Conn) {
+	if e, ok := detached.Load(c); ok {
+		resetEngine(e.(engineConn))
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// detached maps accepted connections to the engine connections that took
+// their sockets.
+var detached sync.Map
+
+func init() { onDetach = func(c net.Conn, e engineConn) { detached.Store(c, e) } }

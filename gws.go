@@ -116,6 +116,9 @@ func (g *gwsConn) shutdown() {
 
 func (g *gwsConn) lastRead() int64 { return g.t.lastRead.Load() }
 
+// blocking: the read loop is this connection's own goroutine.
+func (g *gwsConn) blocking() {}
+
 func (g *gwsConn) sentClose() (StatusCode, string, bool) { return g.t.ledger.sent() }
 
 func (g *gwsConn) intendedClose() (StatusCode, string, bool) { return g.t.ledger.intended() }

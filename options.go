@@ -21,7 +21,7 @@ type settings struct {
 	onMessage     func(*Channel, Message)
 	onPing        func(*Channel, []byte)
 	onStateChange func(State, error)
-	engine        string // see AcceptOptions.engine
+	engine        Engine // see AcceptOptions.Engine
 }
 
 func durationOr(d, def time.Duration) time.Duration {

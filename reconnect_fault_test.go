@@ -475,12 +475,7 @@ func (l recordingListener) Accept() (net.Conn, error) {
 }
 
 // resetConn closes c with a TCP reset: no close frame, no FIN.
-func resetConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	c.Close()
-}
+func resetConn(c net.Conn) { wschan.ResetConn(c) }
 
 func (s *recordingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ch, err := wschan.Accept(w, r, nil)

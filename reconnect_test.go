@@ -86,10 +86,7 @@ func (s *killableServer) kill() {
 	}
 	srv.Close()
 	for _, c := range conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0) // RST: no close frame, no FIN handshake
-		}
-		c.Close()
+		wschan.ResetConn(c) // RST: no close frame, no FIN handshake
 	}
 	<-done
 }

@@ -136,8 +136,8 @@ func TestStrictAfterValidMessage(t *testing.T) {
 }
 
 // testStrictCase runs one case on one engine, in both roles.
-func testStrictCase(t *testing.T, eng string, tc strictCase, limit int64) {
-	t.Run(eng+"/server/"+tc.name, func(t *testing.T) {
+func testStrictCase(t *testing.T, eng wschan.Engine, tc strictCase, limit int64) {
+	t.Run(string(eng)+"/server/"+tc.name, func(t *testing.T) {
 		t.Parallel()
 		for _, mode := range []string{"stream", "callback"} {
 			t.Run(mode, func(t *testing.T) {
@@ -162,7 +162,7 @@ func testStrictCase(t *testing.T, eng string, tc strictCase, limit int64) {
 			})
 		}
 	})
-	t.Run(eng+"/client/"+tc.name, func(t *testing.T) {
+	t.Run(string(eng)+"/client/"+tc.name, func(t *testing.T) {
 		t.Parallel()
 		for _, mode := range []string{"stream", "callback", "reconnecting"} {
 			t.Run(mode, func(t *testing.T) {

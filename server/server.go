@@ -311,6 +311,9 @@ func (s *Server) closeAll(ctx context.Context) {
 		s.mu.Lock()
 		left := len(s.sessions)
 		for se := range s.sessions {
+			if ch := se.ch.Load(); ch != nil {
+				ch.CloseNow() // the socket may have left se.conn (the poll engine)
+			}
 			if se.conn != nil {
 				_ = se.conn.Close()
 			}

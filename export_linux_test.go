@@ -1,0 +1,14 @@
+package wschan
+
+import "golang.org/x/sys/unix"
+
+// resetEngine resets a poll engine connection's socket.
+func resetEngine(e engineConn) {
+	p := e.(*pollConn)
+	p.fdmu.RLock()
+	if !p.closed {
+		_ = unix.SetsockoptLinger(p.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	p.fdmu.RUnlock()
+	p.abort()
+}

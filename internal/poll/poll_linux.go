@@ -1,0 +1,422 @@
+//go:build linux
+
+// Package poll runs sockets on the operating system's poller (epoll) so
+// that a connection waiting for its peer holds no goroutine and no read
+// buffer: the sockets wait in the kernel, and a few loop goroutines read
+// the ones that became readable into a buffer of their own.
+//
+// A registration's Read calls never overlap and run in the order the
+// socket became readable. They run inline on a loop goroutine: no hand-off
+// between goroutines for the common case, a callback that answers at once.
+// A Read that is about to wait (Blocking), or that has run for longer than
+// stallAfter, hands its loop to a new goroutine, so that a callback that
+// blocks stalls its own connection only; the goroutine it blocks finishes
+// that connection's Read and then ends.
+//
+// The package has no WebSocket in it; the root package's poll engine
+// (poll_linux.go) runs WebSocket connections on it.
+package poll
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler is what a registration runs.
+type Handler interface {
+	// Read is called when the socket may have bytes to read or has hung
+	// up. Calls for one registration never overlap. buf is scratch space
+	// that belongs to the calling goroutine until Read returns. Read
+	// returns more when it stopped while bytes may be left (it read its
+	// share): it is called again after the other ready sockets.
+	Read(buf []byte) (more bool)
+	// Writable is called when the socket may take writes again, or has
+	// failed. It must not block; it may run during a Read.
+	Writable()
+}
+
+// Registration is one socket on a poller.
+type Registration struct {
+	p  *poller
+	h  Handler
+	id uint64
+
+	// state orders Read calls: idle, running (a goroutine is in Read or
+	// about to be), or again (running, and the socket became readable
+	// meanwhile: one more Read follows).
+	state atomic.Int32
+	// gen is the loop generation whose goroutine runs the current Read.
+	gen atomic.Uint64
+}
+
+const (
+	idle int32 = iota
+	running
+	again
+)
+
+// ReadBuffer is the size of a loop goroutine's read buffer.
+const ReadBuffer = 64 << 10
+
+// stallAfter is how long a Read may hold its loop before the watchdog
+// gives the loop to another goroutine; checkEvery is how often it looks.
+const (
+	stallAfter = 10 * time.Millisecond
+	checkEvery = 5 * time.Millisecond
+)
+
+// ErrUnsupported is returned by Register where there is no poller.
+var ErrUnsupported = errors.New("poll: no poller on this platform")
+
+// Register starts watching fd, a non-blocking socket, for h. The socket
+// is read when it becomes readable; bytes already waiting are not
+// announced: call Kick for those.
+func Register(fd int, h Handler) (*Registration, error) {
+	p := pick()
+	r := &Registration{p: p, h: h}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	p.nextID++
+	r.id = p.nextID
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET}
+	setID(&ev, r.id)
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		p.stopIfIdle()
+		return nil, fmt.Errorf("poll: epoll_ctl add: %w", err)
+	}
+	p.conns[r.id] = r
+	return r, nil
+}
+
+// Deregister stops watching fd; call it before closing fd. A Read under
+// way is not interrupted; no other starts because of the poller (the
+// batch it has in hand is checked against the registrations).
+func (r *Registration) Deregister(fd int) {
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.conns[r.id]; !ok {
+		return
+	}
+	delete(p.conns, r.id)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if len(p.conns) == 0 {
+		p.wake() // the loop stops when it has nothing to watch
+	}
+}
+
+// Kick has Read called as if the socket had become readable: for bytes
+// that were there before Register, or a Read that paused.
+func (r *Registration) Kick() {
+	if !r.acquire() {
+		return
+	}
+	p := r.p
+	p.mu.Lock()
+	p.ready = append(p.ready, r)
+	p.wake()
+	p.mu.Unlock()
+}
+
+// Blocking is called from Read before it waits for something other than
+// the socket (the application, or the socket becoming writable): if the
+// loop is running this Read inline, the loop moves to a new goroutine and
+// the calling one serves this registration alone until Read returns.
+func (r *Registration) Blocking() {
+	if r.state.Load() == idle {
+		return
+	}
+	r.p.handOff(r.gen.Load())
+}
+
+// acquire moves the registration to running and reports whether the
+// caller now owns the next Read; if a Read is running, one more is
+// requested instead.
+func (r *Registration) acquire() bool {
+	for {
+		switch s := r.state.Load(); s {
+		case idle:
+			if r.state.CompareAndSwap(idle, running) {
+				return true
+			}
+		case running:
+			if r.state.CompareAndSwap(running, again) {
+				return false
+			}
+		default: // again already requested
+			return false
+		}
+	}
+}
+
+// run calls Read until nothing is left to read or a Read wants to yield
+// (then it reports true: requeue). The caller owns the running state.
+func (r *Registration) run(buf []byte, gen uint64) (requeue bool) {
+	r.gen.Store(gen)
+	for {
+		if r.h.Read(buf) {
+			r.state.Store(running) // a pending "again" is served by the requeued Read
+			return true
+		}
+		if r.state.CompareAndSwap(running, idle) {
+			return false
+		}
+		r.state.Store(running) // again: the socket became readable during Read
+	}
+}
+
+// poller is one epoll instance and the loop that waits on it.
+type poller struct {
+	mu     sync.Mutex
+	epfd   int // -1 while stopped
+	efd    int // eventfd that wakes the loop
+	conns  map[uint64]*Registration
+	nextID uint64
+
+	// gen is the loop's generation: the goroutine running generation gen
+	// owns the loop (handOff starts generation gen+1); owner is its state.
+	gen   uint64
+	owner atomic.Pointer[loopState]
+	live  bool // a loop goroutine is running
+
+	events  []unix.EpollEvent // the batch in hand
+	n, next int               // its length, and the next event to serve
+	ready   []*Registration   // Reads to run before waiting again (owned: state running)
+	woken   atomic.Bool       // a wake is pending in efd
+	watch   *time.Timer
+}
+
+// loopState is one loop goroutine's, seen by the watchdog.
+type loopState struct {
+	gen  uint64
+	busy atomic.Int64 // monotonic nanoseconds when the current Read started; 0 outside Read
+}
+
+const wakeID = 0 // the eventfd's id in the batch; registrations start at 1
+
+var (
+	pollersOnce sync.Once
+	pollers     []*poller
+	nextPoller  atomic.Uint32
+)
+
+// pick returns the poller for a new registration: one per CPU the
+// program may use, in turn.
+func pick() *poller {
+	pollersOnce.Do(func() {
+		pollers = make([]*poller, max(1, runtime.GOMAXPROCS(0)))
+		for i := range pollers {
+			pollers[i] = &poller{epfd: -1, efd: -1, conns: map[uint64]*Registration{}}
+		}
+	})
+	return pollers[int(nextPoller.Add(1))%len(pollers)]
+}
+
+// start opens the epoll instance and starts the loop if stopped. p.mu held.
+func (p *poller) start() error {
+	if p.live {
+		return nil
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("poll: epoll_create: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return fmt.Errorf("poll: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET}
+	setID(&ev, wakeID)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(efd)
+		return fmt.Errorf("poll: epoll_ctl add eventfd: %w", err)
+	}
+	p.epfd, p.efd, p.live = epfd, efd, true
+	if p.events == nil {
+		p.events = make([]unix.EpollEvent, 256)
+	}
+	p.n, p.next = 0, 0
+	p.woken.Store(false)
+	p.gen++
+	go p.loop(p.gen)
+	p.watch = time.AfterFunc(checkEvery, p.check)
+	return nil
+}
+
+// stopIfIdle closes the epoll instance when nothing is registered and no
+// loop runs. p.mu held.
+func (p *poller) stopIfIdle() {
+	if len(p.conns) == 0 && !p.live && p.epfd >= 0 {
+		p.closeFDs()
+	}
+}
+
+func (p *poller) closeFDs() {
+	_ = unix.Close(p.epfd)
+	_ = unix.Close(p.efd)
+	p.epfd, p.efd = -1, -1
+}
+
+// wake interrupts the loop's wait. p.mu held.
+func (p *poller) wake() {
+	if p.efd < 0 || p.woken.Swap(true) {
+		return
+	}
+	one := uint64(1)
+	_, _ = unix.Write(p.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// handOff gives the loop to a new goroutine if generation gen owns it
+// and is inside a Read. (Outside a Read the owner may be waiting on the
+// poller with the batch in hand; it checks the generation, under p.mu,
+// before every wait, so a hand-off during a Read is seen.)
+func (p *poller) handOff(gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.live || p.gen != gen {
+		return
+	}
+	if s := p.owner.Load(); s == nil || s.gen != gen || s.busy.Load() == 0 {
+		return
+	}
+	p.gen++
+	go p.loop(p.gen)
+}
+
+// check is the watchdog: a Read that has held the loop for stallAfter
+// gets the loop taken from it.
+func (p *poller) check() {
+	if s := p.owner.Load(); s != nil {
+		if b := s.busy.Load(); b != 0 && monotime()-b > int64(stallAfter) {
+			p.handOff(s.gen)
+		}
+	}
+	p.mu.Lock()
+	if p.live {
+		p.watch.Reset(checkEvery)
+	}
+	p.mu.Unlock()
+}
+
+var bufs = sync.Pool{New: func() any { return new([ReadBuffer]byte) }}
+
+// loop runs generation gen of the poller's loop until a newer one takes
+// over or nothing is left to watch.
+func (p *poller) loop(gen uint64) {
+	st := &loopState{gen: gen}
+	p.owner.Store(st)
+	b := bufs.Get().(*[ReadBuffer]byte)
+	defer bufs.Put(b)
+	buf := b[:]
+	for {
+		p.mu.Lock()
+		if p.gen != gen {
+			p.mu.Unlock()
+			return
+		}
+		if p.next < p.n {
+			ev := p.events[p.next]
+			p.next++
+			id := getID(&ev)
+			if id == wakeID {
+				p.mu.Unlock()
+				p.drainWake()
+				continue
+			}
+			r := p.conns[id]
+			p.mu.Unlock()
+			if r != nil {
+				p.serve(st, r, ev.Events, buf, gen)
+			}
+			continue
+		}
+		if len(p.ready) > 0 {
+			r := p.ready[0]
+			p.ready[0] = nil
+			p.ready = p.ready[1:]
+			if len(p.ready) == 0 {
+				p.ready = p.ready[:0:0] // let the backing array go
+			}
+			p.mu.Unlock()
+			p.runRead(st, r, buf, gen)
+			continue
+		}
+		if len(p.conns) == 0 {
+			p.live = false
+			p.watch.Stop()
+			p.owner.Store(nil)
+			p.closeFDs()
+			p.mu.Unlock()
+			return
+		}
+		epfd := p.epfd
+		p.mu.Unlock()
+		n, err := unix.EpollWait(epfd, p.events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
+		}
+		p.mu.Lock()
+		p.n, p.next = n, 0
+		p.mu.Unlock()
+	}
+}
+
+// drainWake clears the eventfd.
+func (p *poller) drainWake() {
+	p.mu.Lock()
+	efd := p.efd
+	p.woken.Store(false)
+	p.mu.Unlock()
+	var b [8]byte
+	_, _ = unix.Read(efd, b[:])
+}
+
+// serve handles one event of registration r.
+func (p *poller) serve(st *loopState, r *Registration, events uint32, buf []byte, gen uint64) {
+	if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		r.h.Writable()
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && r.acquire() {
+		p.runRead(st, r, buf, gen)
+	}
+}
+
+// runRead runs r's Reads (the caller owns its running state) and
+// requeues it if it yielded.
+func (p *poller) runRead(st *loopState, r *Registration, buf []byte, gen uint64) {
+	st.busy.Store(monotime())
+	requeue := r.run(buf, gen)
+	st.busy.Store(0)
+	if requeue {
+		p.mu.Lock()
+		p.ready = append(p.ready, r)
+		p.mu.Unlock()
+	}
+}
+
+func setID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
+}
+
+func getID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+var clockBase = time.Now()
+
+func monotime() int64 { return int64(time.Since(clockBase)) }

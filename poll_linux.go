@@ -1,0 +1,565 @@
+//go:build linux
+
+package wschan
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wschan/wschan/internal/frame"
+	"github.com/wschan/wschan/internal/poll"
+)
+
+// The poll engine: server connections on the operating system's poller
+// (internal/poll, epoll). A connection waiting for its peer holds no
+// goroutine and no read buffer, only its socket, this struct, and the
+// parser's state for a partial frame. Bytes are read by the poller's loop
+// goroutines and parsed incrementally (internal/frame); events reach the
+// channel inline on the loop, and a callback that waits hands the loop to
+// another goroutine (poll.Registration.Blocking). Writes are non-blocking
+// syscalls; a writer waits for the socket to drain only when the peer
+// does not read, bounded by the write deadline as on the gws engine.
+//
+// It serves plain TCP (and Unix) sockets accepted over HTTP/1.1 without
+// permessage-deflate; everything else stays on gws (see pollable).
+
+// pollConn is one connection on the poll engine.
+type pollConn struct {
+	fd     int
+	reg    *poll.Registration
+	ev     connEvents
+	parser *frame.Parser
+	borrow bool   // events are consumed during the call (OnMessage): no copy
+	pre    []byte // bytes the client sent behind its handshake
+
+	ledger   closeLedger
+	hold     atomic.Bool // closing handshake: keep reading until the peer's close frame
+	holdMu   sync.Mutex
+	holdT    *time.Timer
+	lastRd   atomic.Int64
+	closeOut atomic.Bool // a close frame went out: no more frames
+
+	wmu      sync.Mutex   // one frame at a time
+	fdmu     sync.RWMutex // syscalls on fd hold it for reading; closing it for writing
+	closed   bool         // fd is closed (under fdmu)
+	aborted  atomic.Bool
+	wready   atomic.Bool                   // the socket became writable since the last failed write
+	wwait    atomic.Pointer[chan struct{}] // a waiting writer's wake-up, made on first use
+	deadline atomic.Int64                  // write deadline, Unix nanoseconds; 0: none
+
+	finished bool // the end has been reported (read side only)
+}
+
+var _ engineConn = (*pollConn)(nil)
+
+// pollable reports whether a hijacked connection can run on the poll
+// engine: a socket of its own (not TLS, not a wrapper), and no
+// permessage-deflate negotiated.
+func pollable(conn net.Conn, deflate bool) bool {
+	if deflate {
+		return false
+	}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// acceptPoll completes the server handshake for r on its hijacked
+// connection, whose read-ahead is in br, and moves the socket to the
+// poller.
+func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol string, set *settings) (*pollConn, error) {
+	resp := make([]byte, 0, 160)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, secAccept(r.Header.Get("Sec-WebSocket-Key"))...)
+	resp = append(resp, "\r\n"...)
+	if protocol != "" {
+		resp = append(resp, "Sec-WebSocket-Protocol: "...)
+		resp = append(resp, protocol...)
+		resp = append(resp, "\r\n"...)
+	}
+	resp = append(resp, "\r\n"...)
+	if _, err := conn.Write(resp); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("handshake response: %w", err)
+	}
+	c := &pollConn{borrow: set.onMessage != nil}
+	if n := br.Buffered(); n > 0 {
+		pre, _ := br.Peek(n)
+		c.pre = slices.Clone(pre)
+	}
+	fd, err := detach(conn)
+	if err != nil {
+		return nil, err
+	}
+	c.fd = fd
+	if onDetach != nil {
+		onDetach(conn, c)
+	}
+	c.parser = frame.NewParser(frame.Config{Masked: true, MaxMessage: engineLimit(set.readLimit)})
+	return c, nil
+}
+
+// detach takes a socket away from Go's poller: a duplicate of its
+// descriptor, non-blocking, and the original closed.
+func detach(conn net.Conn) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		_ = conn.Close()
+		return -1, errors.New("connection has no socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		_ = conn.Close()
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		derr = err
+	}
+	_ = conn.Close()
+	if derr != nil {
+		return -1, fmt.Errorf("socket: dup: %w", derr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	return fd, nil
+}
+
+// secAccept is Sec-WebSocket-Accept for key (RFC 6455, section 4.2.2).
+func secAccept(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func (c *pollConn) bind(ev connEvents) { c.ev = ev }
+
+// serve registers the socket with the poller and returns: the poller
+// runs the connection from now on.
+func (c *pollConn) serve() {
+	c.lastRd.Store(monotime())
+	reg, err := poll.Register(c.fd, c)
+	if err != nil {
+		c.finished = true
+		c.ev.end(endCause{err: err})
+		return
+	}
+	c.reg = reg
+	// Bytes may have arrived before the registration: read once now.
+	reg.Kick()
+}
+
+// detached marks serve as returning at once: the caller need not run it
+// on a goroutine of its own.
+func (c *pollConn) detached() {}
+
+// Read is called by the poller when the socket is readable.
+func (c *pollConn) Read(buf []byte) bool {
+	if c.finished {
+		return false
+	}
+	if pre := c.pre; pre != nil {
+		c.pre = nil
+		if !c.feed(pre) {
+			return false
+		}
+	}
+	for range 8 {
+		n, err := c.read(buf)
+		switch {
+		case n > 0:
+			c.lastRd.Store(monotime())
+			if !c.feed(buf[:n]) {
+				return false
+			}
+			if n < len(buf) {
+				return false // the socket is drained: the poller says when there is more
+			}
+		case errors.Is(err, unix.EAGAIN):
+			return false
+		case errors.Is(err, unix.EINTR):
+		default:
+			if err == nil {
+				err = io.EOF
+			}
+			if c.aborted.Load() {
+				err = errConnShutDown
+			}
+			c.finish(endCause{err: err})
+			return false
+		}
+	}
+	return true // read its share: the poller comes back after the others
+}
+
+// read reads from the socket unless it is closed.
+func (c *pollConn) read(buf []byte) (int, error) {
+	c.fdmu.RLock()
+	defer c.fdmu.RUnlock()
+	if c.closed {
+		return 0, errConnShutDown
+	}
+	n, err := unix.Read(c.fd, buf)
+	if n < 0 {
+		n = 0
+	}
+	return n, err
+}
+
+// errStop stops the parser's events once the connection is over.
+var errStop = errors.New("stop")
+
+// feed parses b and reports whether the connection goes on.
+func (c *pollConn) feed(b []byte) bool {
+	err := c.parser.Feed(b, c.emit)
+	if err == nil {
+		if c.aborted.Load() {
+			c.finish(endCause{err: errConnShutDown})
+			return false
+		}
+		return true
+	}
+	var fe *frame.Error
+	if errors.As(err, &fe) {
+		// As the gws engine's guard does: let the stream drain, then
+		// fail with the code (see wsconn.awaitDrain).
+		c.ev.drain()
+		_ = c.writeClose(StatusCode(fe.Code), fe.Reason)
+		c.finish(endCause{err: errFailed})
+		return false
+	}
+	if !c.finished {
+		c.finish(endCause{err: errConnShutDown})
+	}
+	return false
+}
+
+// emit delivers one parsed event.
+func (c *pollConn) emit(e frame.Event) error {
+	switch e.Kind {
+	case frame.Text, frame.Binary:
+		typ := Binary
+		if e.Kind == frame.Text {
+			typ = Text
+		}
+		data := e.Data
+		if !c.borrow {
+			// The stream keeps the message; the parser's buffer is reused.
+			data = slices.Clone(data)
+			if data == nil {
+				data = []byte{}
+			}
+		}
+		c.ev.message(typ, data, nil)
+	case frame.Ping:
+		c.ev.ping(e.Data)
+	case frame.Pong:
+		c.ev.pong(e.Data)
+	case frame.Close:
+		c.peerClosed(e.Code, e.Reason)
+		return errStop
+	}
+	if c.aborted.Load() {
+		c.finish(endCause{err: errConnShutDown})
+		return errStop
+	}
+	return nil
+}
+
+// peerClosed answers the peer's close frame as the gws engine does (the
+// code back for 1000–1015 and 3000–4999 alike is 1000, the application's
+// own code for 3000–4999; nothing for no status), unless this side's close
+// frame is out, and ends the connection.
+func (c *pollConn) peerClosed(code int, reason string) {
+	if c.closeOut.Load() {
+		// The answer to this side's close frame: as on the gws engine, the
+		// end is this side's (see classifyEnd).
+		c.finish(endCause{err: errCloseAnswered})
+		return
+	}
+	cause := endCause{peerClose: true, peerCode: uint16(code), peerReason: reason}
+	if code == int(StatusNoStatusReceived) {
+		cause.peerCode, cause.peerNoStatus = 0, true
+	}
+	if !c.closeOut.Load() {
+		var payload []byte
+		switch {
+		case cause.peerNoStatus:
+		case code >= 3000:
+			payload = binary.BigEndian.AppendUint16(nil, uint16(code))
+		default:
+			payload = binary.BigEndian.AppendUint16(nil, uint16(StatusNormalClosure))
+		}
+		_ = c.writeCloseFrame(payload)
+	}
+	c.finish(cause)
+}
+
+// finish reports the end, once.
+func (c *pollConn) finish(cause endCause) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	c.stopHold()
+	c.ev.end(cause)
+}
+
+// Writable is called by the poller when the socket may take writes.
+func (c *pollConn) Writable() { c.wakeWriter() }
+
+func (c *pollConn) wakeWriter() {
+	c.wready.Store(true)
+	if w := c.wwait.Load(); w != nil {
+		select {
+		case *w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *pollConn) writeMessage(typ MessageType, p []byte) error {
+	return c.writeFrame(byte(typ), p)
+}
+
+func (c *pollConn) writePing(p []byte) error { return c.writeFrame(opPing, p) }
+
+func (c *pollConn) writePong(p []byte) error { return c.writeFrame(opPong, p) }
+
+func (c *pollConn) writeClose(code StatusCode, reason string) error {
+	c.ledger.closing(code, reason)
+	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	payload = append(payload, reason...)
+	return c.writeCloseFrame(payload)
+}
+
+// writeCloseFrame sends a close frame with payload (empty: no status)
+// and, unless the closing handshake holds the socket open, closes it, as
+// the gws engine does.
+func (c *pollConn) writeCloseFrame(payload []byte) error {
+	if c.closeOut.Swap(true) {
+		return errCloseSent
+	}
+	code, reason := StatusNoStatusReceived, ""
+	if len(payload) >= 2 {
+		code, reason = StatusCode(binary.BigEndian.Uint16(payload)), string(payload[2:])
+	}
+	c.ledger.record(code, reason)
+	err := c.write(opClose, payload)
+	if !c.hold.Load() {
+		c.abort()
+	}
+	return err
+}
+
+// errCloseAnswered ends a connection whose closing handshake this side
+// started.
+var errCloseAnswered = errors.New("the peer answered this side's close frame")
+
+// errCloseSent refuses frames after this side's close frame.
+var errCloseSent = fmt.Errorf("close frame sent: %w", net.ErrClosed)
+
+const (
+	opPing = 0x9
+	opPong = 0xa
+)
+
+func (c *pollConn) writeFrame(op byte, p []byte) error {
+	if c.closeOut.Load() {
+		return errCloseSent
+	}
+	return c.write(op, p)
+}
+
+// write sends one unmasked frame, whole: it waits for the socket to drain
+// while the peer does not read, up to the write deadline.
+func (c *pollConn) write(op byte, p []byte) error {
+	var hb [10]byte
+	hb[0] = 0x80 | op
+	var hdr []byte
+	switch n := len(p); {
+	case n < 126:
+		hb[1] = byte(n)
+		hdr = hb[:2]
+	case n <= 0xffff:
+		hb[1] = 126
+		binary.BigEndian.PutUint16(hb[2:], uint16(n))
+		hdr = hb[:4]
+	default:
+		hb[1] = 127
+		binary.BigEndian.PutUint64(hb[2:], uint64(n))
+		hdr = hb[:10]
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.fdmu.RLock()
+	defer c.fdmu.RUnlock()
+	if c.closed {
+		return errConnShutDown
+	}
+	for len(hdr)+len(p) > 0 {
+		if c.aborted.Load() {
+			return errConnShutDown
+		}
+		if d := c.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			return fmt.Errorf("write: %w", os.ErrDeadlineExceeded)
+		}
+		c.wready.Store(false)
+		n, err := writev(c.fd, hdr, p)
+		if n > 0 {
+			h := min(n, len(hdr))
+			hdr, p = hdr[h:], p[n-h:]
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EAGAIN):
+			c.waitWritable()
+		case errors.Is(err, unix.EINTR):
+		default:
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	return nil
+}
+
+// writev writes a then b with one system call.
+func writev(fd int, a, b []byte) (int, error) {
+	var iov [2]unix.Iovec
+	n := 0
+	for _, s := range [2][]byte{a, b} {
+		if len(s) > 0 {
+			iov[n].Base = &s[0]
+			iov[n].SetLen(len(s))
+			n++
+		}
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// waitWritable waits until the socket may take writes, the write deadline
+// passes, or the connection is aborted.
+func (c *pollConn) waitWritable() {
+	w := c.wwait.Load()
+	if w == nil {
+		ch := make(chan struct{}, 1)
+		c.wwait.Store(&ch)
+		w = &ch
+	}
+	if c.wready.Load() || c.aborted.Load() {
+		return
+	}
+	if c.reg != nil {
+		c.reg.Blocking() // a callback's Send on the loop: let the loop go on
+	}
+	var timeout <-chan time.Time
+	if d := c.deadline.Load(); d != 0 {
+		t := time.NewTimer(time.Until(time.Unix(0, d)))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-*w:
+	case <-timeout:
+	}
+}
+
+func (c *pollConn) setWriteDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	c.deadline.Store(d)
+	c.wakeWriter()
+	return nil
+}
+
+// holdOpen keeps the socket open after the close frame until the peer's
+// close frame or the deadline.
+func (c *pollConn) holdOpen(deadline time.Time) {
+	c.hold.Store(true)
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	if c.holdT != nil {
+		c.holdT.Stop()
+	}
+	c.holdT = time.AfterFunc(time.Until(deadline), c.abort)
+	_ = c.setWriteDeadline(deadline)
+}
+
+func (c *pollConn) stopHold() {
+	c.hold.Store(false)
+	c.holdMu.Lock()
+	if c.holdT != nil {
+		c.holdT.Stop()
+		c.holdT = nil
+	}
+	c.holdMu.Unlock()
+}
+
+// abort shuts the socket down: reads see the end, writes fail. The
+// descriptor stays open (its number is not reused under a write or read
+// under way) until shutdown.
+func (c *pollConn) abort() {
+	c.hold.Store(false)
+	c.aborted.Store(true)
+	c.fdmu.RLock()
+	if !c.closed {
+		_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
+	c.fdmu.RUnlock()
+	c.wakeWriter()
+}
+
+func (c *pollConn) shutdown() {
+	c.abort()
+	c.fdmu.Lock()
+	defer c.fdmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.reg != nil {
+		c.reg.Deregister(c.fd)
+	}
+	_ = unix.Close(c.fd)
+}
+
+func (c *pollConn) lastRead() int64 { return c.lastRd.Load() }
+
+func (c *pollConn) blocking() {
+	if c.reg != nil {
+		c.reg.Blocking()
+	}
+}
+
+func (c *pollConn) sentClose() (StatusCode, string, bool) { return c.ledger.sent() }
+
+func (c *pollConn) intendedClose() (StatusCode, string, bool) { return c.ledger.intended() }
