@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/rooms"
 	"golang.org/x/net/idna"
 )
@@ -24,7 +25,12 @@ import (
 type Config struct {
 	Addr string // listen address; default "127.0.0.1:8080"
 
-	Compression bool   // negotiate permessage-deflate when the client offers it
+	Compression bool // negotiate permessage-deflate when the client offers it
+	// Engine runs the WebSocket connections (wschan.AcceptOptions.Engine):
+	// wschan.EnginePoll (the operating system's poller; TLS, HTTP/2 and
+	// compressed connections fall back) or wschan.EngineGoroutine. Default
+	// DefaultEngine.
+	Engine      wschan.Engine
 	Greeting    string // sent once on connect as a text message; default none (pure echo)
 	NoScenarios bool   // turn off the /ws/close, /ws/delay, /ws/silent, /ws/drop routes
 
@@ -111,6 +117,14 @@ type Config struct {
 	acmeCheckEvery time.Duration // how often to check that ACME renewal happened; default acmeCheckEvery (tests set it)
 }
 
+// DefaultEngine runs a server's connections unless Config.Engine says
+// otherwise.
+const DefaultEngine = wschan.EngineGoroutine
+
+// defaultEngine is DefaultEngine, or in the package's tests the engine
+// they run over (WSCHAN_TEST_ENGINE, export_test.go).
+var defaultEngine = DefaultEngine
+
 // Defaults for Config.
 const (
 	DefaultAddr             = "127.0.0.1:8080"
@@ -188,6 +202,9 @@ func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
+	if c.Engine == "" {
+		c.Engine = defaultEngine
+	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -253,6 +270,11 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			return bad("{Addr} %q is not host:port (for example 127.0.0.1:8080 or :8080)", c.Addr)
 		}
+	}
+	switch c.Engine {
+	case "", wschan.EngineGoroutine, wschan.EnginePoll:
+	default:
+		return bad("{Engine} %q is not an engine: use %q or %q", c.Engine, wschan.EnginePoll, wschan.EngineGoroutine)
 	}
 	if c.MaxMessageSize < 0 {
 		return bad("{MaxMessageSize} must be positive")

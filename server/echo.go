@@ -109,6 +109,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		},
 		OriginPatterns:    s.cfg.AllowedOrigins,
 		EnableCompression: s.cfg.Compression,
+		Engine:            s.cfg.Engine,
 		ReadLimit:         s.cfg.MaxMessageSize,
 		PingInterval:      s.cfg.PingInterval,
 		PingTimeout:       s.cfg.PingTimeout,

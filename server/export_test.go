@@ -3,8 +3,19 @@ package server
 import (
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
+
+	"github.com/wschan/wschan"
 )
+
+func init() {
+	// The package's tests run on each engine in turn: scripts/test sets
+	// WSCHAN_TEST_ENGINE for the second run.
+	if e := os.Getenv("WSCHAN_TEST_ENGINE"); e != "" {
+		defaultEngine = wschan.Engine(e)
+	}
+}
 
 // WithACMECheck returns c checking every d that ACME renewal happened.
 func WithACMECheck(c Config, d time.Duration) Config {

@@ -210,5 +210,5 @@ var configFlags = map[string]string{
 	"AllowedOrigins": "allowed-origins", "TLSCert": "tls-cert", "TLSKey": "tls-key", "TLSSelfSigned": "tls-self-signed",
 	"ACMEDomains": "acme-domain", "ACMEEmail": "acme-email", "ACMECA": "acme-ca", "ACMECARoot": "acme-ca-root",
 	"ACMEDir": "acme-dir", "HTTPAddr": "http-addr", "DrainTimeout": "drain-timeout",
-	"Compression": "compression", "NoScenarios": "no-scenarios",
+	"Compression": "compression", "NoScenarios": "no-scenarios", "Engine": "engine",
 }

@@ -94,6 +94,9 @@ func (o *serveOptions) command() *cobra.Command {
 		"listen address `host:port`; \":8080\" or \"0.0.0.0:8080\" listens on every interface")
 	boolVar(&c.Compression, "compression",
 		"negotiate permessage-deflate when the client offers it (default off)")
+	fs.StringVar((*string)(&c.Engine), name("engine"), string(server.DefaultEngine),
+		"what runs the connections: `poll` (the operating system's poller: no goroutine or buffer for a waiting connection; "+
+			"TLS, HTTP/2 and compressed connections fall back) or goroutine (one per connection)")
 	fs.StringVar(&c.Greeting, name("greeting"), "",
 		"`text` message sent once on connect, before any echo (default none: pure echo)")
 	boolVar(&c.NoScenarios, "no-scenarios",
