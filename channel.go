@@ -57,10 +57,14 @@ type Channel struct {
 }
 
 func newChannel(set settings, client bool) *Channel {
+	n := streamBuffer
+	if set.onMessage != nil {
+		n = 0 // messages go to the callback: the stream only ends
+	}
 	return &Channel{
 		set:     set,
 		client:  client,
-		msgs:    make(chan Message, streamBuffer),
+		msgs:    make(chan Message, n),
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 	}

@@ -154,6 +154,9 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	s.m.handshakes.WithLabelValues(outcomeAccepted, r.Proto).Inc()
 	s.m.open.Inc()
 	se.ch.Store(ch)
+	s.mu.Lock()
+	se.conn = nil // from now on the channel drops it (CloseNow); the poll engine has left it already
+	s.mu.Unlock()
 	close(se.ready)
 	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
 	switch {
