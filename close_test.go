@@ -22,11 +22,15 @@ func handlerServer(t *testing.T, opts *wschan.AcceptOptions, f func(ch *wschan.C
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The whole handler is waited for: on the poll engine the
+		// connection can be over before Accept has returned here.
+		wg.Add(1)
+		defer wg.Done()
 		ch, err := wschan.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
-		wg.Go(func() { f(ch) })
+		f(ch)
 	}))
 	return u
 }
