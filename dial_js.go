@@ -319,6 +319,9 @@ func (j *jsConn) shutdown() {
 
 func (j *jsConn) lastRead() int64 { return j.last.Load() }
 
+// blocking: the browser's events come on a goroutine of this connection's.
+func (j *jsConn) blocking() {}
+
 func (j *jsConn) sentClose() (StatusCode, string, bool) {
 	j.closeMu.Lock()
 	defer j.closeMu.Unlock()

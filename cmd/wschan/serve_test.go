@@ -105,6 +105,7 @@ func TestServeConfig(t *testing.T) {
 	t.Parallel()
 	defaults := server.Config{
 		Addr:             server.DefaultAddr,
+		Engine:           server.DefaultEngine,
 		MaxMessageSize:   server.DefaultMaxMessageSize,
 		MaxConns:         server.DefaultMaxConns,
 		MaxConnsPerIP:    server.DefaultMaxConnsPerIP,
@@ -124,6 +125,7 @@ func TestServeConfig(t *testing.T) {
 	every := server.Config{
 		Addr:             "0.0.0.0:9000",
 		Compression:      true,
+		Engine:           wschan.EnginePoll,
 		Greeting:         "hi there",
 		NoScenarios:      true,
 		MaxMessageSize:   64 << 10,
@@ -157,7 +159,7 @@ func TestServeConfig(t *testing.T) {
 		RoomHistoryTTL:   time.Hour,
 	}
 	everyArgs := []string{
-		"--addr", "0.0.0.0:9000", "--compression", "--greeting", "hi there", "--no-scenarios",
+		"--addr", "0.0.0.0:9000", "--compression", "--engine", "poll", "--greeting", "hi there", "--no-scenarios",
 		"--max-message-size", "64KiB", "--max-conns", "-1", "--max-conns-per-ip", "7",
 		"--message-rate", "2.5", "--message-burst", "9", "--limit-loopback",
 		"--trusted-proxies", "10.0.0.0/8, 192.168.1.5,::1", "--proxy-protocol", "--handshake-timeout", "3s",
@@ -171,7 +173,7 @@ func TestServeConfig(t *testing.T) {
 		"--room-history", "-1", "--room-history-ttl", "1h",
 	}
 	everyEnv := map[string]string{
-		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_GREETING": "hi there",
+		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_ENGINE": "poll", "WSCHAN_GREETING": "hi there",
 		"WSCHAN_NO_SCENARIOS": "1", "WSCHAN_MAX_MESSAGE_SIZE": "64KiB", "WSCHAN_MAX_CONNS": "-1",
 		"WSCHAN_MAX_CONNS_PER_IP": "7", "WSCHAN_MESSAGE_RATE": "2.5", "WSCHAN_MESSAGE_BURST": "9",
 		"WSCHAN_LIMIT_LOOPBACK": "true", "WSCHAN_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.5,::1", "WSCHAN_PROXY_PROTOCOL": "1",
