@@ -1,0 +1,145 @@
+package wschan_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
+)
+
+// What an event loop makes newly dangerous, on every engine: one
+// connection's trouble must stay that connection's. On the poll engine
+// many connections share a loop goroutine, so each case has more
+// connections than loops.
+
+// echoOnEngine serves an echo with an OnMessage callback on engine eng;
+// hook, if set, runs before each echo.
+func echoOnEngine(t *testing.T, eng wschan.Engine, hook func(ch *wschan.Channel, m wschan.Message)) string {
+	t.Helper()
+	opts := &wschan.AcceptOptions{OnMessage: func(ch *wschan.Channel, m wschan.Message) {
+		if hook != nil {
+			hook(ch, m)
+		}
+		_ = ch.Send(context.Background(), m.Type, m.Data)
+	}}
+	wschan.UseEngine(opts, eng)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		_, _ = wschan.Accept(w, r, opts)
+	}))
+	return u
+}
+
+// echoes checks that n fresh connections to u each echo a message.
+func echoes(t *testing.T, ctx context.Context, u string, n int) {
+	t.Helper()
+	for i := range n {
+		ch := wstest.Dial(t, u, nil)
+		want := fmt.Sprintf("other %d", i)
+		if err := ch.SendText(ctx, want); err != nil {
+			t.Fatalf("other connection %d: send: %v", i, err)
+		}
+		m, err := ch.Read(ctx)
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("other connection %d: read %q, %v; want %q", i, m.Data, err, want)
+		}
+		_ = ch.Close(wschan.StatusNormalClosure, "")
+	}
+}
+
+func TestEventLoopBlockingCallback(t *testing.T) {
+	t.Parallel()
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			u := echoOnEngine(t, eng, func(_ *wschan.Channel, m wschan.Message) {
+				if string(m.Data) == "block" {
+					<-release // a callback that waits, with no hint to the engine
+				}
+			})
+			ctx := wstest.Context(t, 30*time.Second)
+			stuck := wstest.Dial(t, u, nil)
+			for _, s := range []string{"block", "after 1", "after 2"} {
+				if err := stuck.SendText(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// While that callback waits, connections that may share its
+			// loop echo: they finish before the release, or never.
+			echoes(t, ctx, u, 16)
+			close(release)
+			for _, want := range []string{"block", "after 1", "after 2"} {
+				m, err := stuck.Read(ctx)
+				if err != nil || string(m.Data) != want {
+					t.Fatalf("blocked connection: read %q, %v; want %q", m.Data, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestEventLoopTrickledFrame(t *testing.T) {
+	t.Parallel()
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			u := echoOnEngine(t, eng, nil)
+			ctx := wstest.Context(t, 30*time.Second)
+			raw := wstest.DialRaw(t, u, nil)
+			frame := wstest.Frame{Fin: true, Opcode: 0x1, Masked: true, Payload: []byte("one byte at a time")}.Encode()
+			done := make(chan error, 1)
+			go func() {
+				for i := range frame {
+					if err := raw.Write(frame[i : i+1]); err != nil {
+						done <- err
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				done <- nil
+			}()
+			echoes(t, ctx, u, 4) // the server serves others meanwhile
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			f, err := raw.ReadFrame()
+			if err != nil || string(f.Payload) != "one byte at a time" {
+				t.Fatalf("trickled frame echoed as %q, %v", f.Payload, err)
+			}
+		})
+	}
+}
+
+func TestEventLoopHalfFrames(t *testing.T) {
+	t.Parallel()
+	n := 500
+	if testing.Short() {
+		n = 100
+	}
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			u := echoOnEngine(t, eng, nil)
+			ctx := wstest.Context(t, 60*time.Second)
+			// Each peer sends a header announcing 1,000 bytes and 10 of
+			// them, then stops.
+			half := wstest.Frame{Fin: true, Opcode: 0x2, Masked: true, Payload: make([]byte, 1000)}.Encode()[:2+2+4+10]
+			for i := range n {
+				raw := wstest.DialRaw(t, u, nil)
+				if err := raw.Write(half); err != nil {
+					t.Fatalf("peer %d: %v", i, err)
+				}
+			}
+			echoes(t, ctx, u, 4)
+		})
+	}
+}
