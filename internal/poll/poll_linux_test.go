@@ -1,0 +1,188 @@
+package poll
+
+import (
+	"bytes"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sink is a Handler that collects what its socket sends.
+type sink struct {
+	fd      int
+	mu      sync.Mutex
+	got     bytes.Buffer
+	inRead  atomic.Int32
+	overlap atomic.Bool
+	onRead  func() // runs inside Read, after the bytes are taken
+	data    chan struct{}
+}
+
+func (s *sink) Read(buf []byte) bool {
+	if s.inRead.Add(1) > 1 {
+		s.overlap.Store(true)
+	}
+	defer s.inRead.Add(-1)
+	for {
+		n, err := unix.Read(s.fd, buf)
+		if n <= 0 || err != nil {
+			break
+		}
+		s.mu.Lock()
+		s.got.Write(buf[:n])
+		s.mu.Unlock()
+		select {
+		case s.data <- struct{}{}:
+		default:
+		}
+	}
+	if s.onRead != nil {
+		s.onRead()
+	}
+	return false
+}
+
+func (s *sink) Writable() {}
+
+func (s *sink) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got.String()
+}
+
+// pair returns a registered sink and the socket that writes to it.
+func pair(t *testing.T, onRead func()) (*sink, *Registration, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{fd: fds[0], onRead: onRead, data: make(chan struct{}, 1)}
+	r, err := Register(fds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Deregister(fds[0])
+		_ = unix.Close(fds[0])
+		_ = unix.Close(fds[1])
+	})
+	return s, r, fds[1]
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestReadsInOrderNeverOverlapping(t *testing.T) {
+	s, _, w := pair(t, nil)
+	var want bytes.Buffer
+	for i := range 2000 {
+		b := []byte{byte(i), byte(i >> 8)}
+		want.Write(b)
+		for {
+			_, err := unix.Write(w, b)
+			if err == unix.EAGAIN {
+				time.Sleep(time.Millisecond) // the reader is behind
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	waitFor(t, "all bytes", func() bool { return len(s.text()) == want.Len() })
+	if s.text() != want.String() {
+		t.Fatal("bytes arrived out of order")
+	}
+	if s.overlap.Load() {
+		t.Fatal("two Reads of one registration overlapped")
+	}
+}
+
+func TestKickReadsWhatCameBefore(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], []byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
+	r, err := Register(fds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Deregister(fds[0])
+	r.Kick()
+	waitFor(t, "the early bytes", func() bool { return s.text() == "early" })
+}
+
+// A Read that blocks, told (Blocking) or not (the watchdog), does not
+// stop the others on its poller.
+func TestBlockedReadHandsOffTheLoop(t *testing.T) {
+	for _, hint := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Blocking", false: "watchdog"}[hint], func(t *testing.T) {
+			release := make(chan struct{})
+			var reg atomic.Pointer[Registration]
+			var once sync.Once
+			_, r, w := pair(t, func() {
+				once.Do(func() {
+					if hint {
+						reg.Load().Blocking()
+					}
+					<-release
+				})
+			})
+			reg.Store(r)
+			if _, err := unix.Write(w, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			// More registrations than pollers: some share the blocked one.
+			for i := range 2*len(pollers) + 2 {
+				s, _, w2 := pair(t, nil)
+				if _, err := unix.Write(w2, []byte("hello")); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "another registration's bytes "+string(rune('0'+i)), func() bool { return s.text() == "hello" })
+			}
+			close(release)
+		})
+	}
+}
+
+func TestIdlePollerStops(t *testing.T) {
+	before := countFDs(t)
+	s, r, w := pair(t, nil)
+	if _, err := unix.Write(w, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the byte", func() bool { return s.text() == "x" })
+	r.Deregister(s.fd)
+	// The socketpair's two ends are closed at cleanup; the poller's epoll
+	// and eventfd descriptors go when its loop sees nothing to watch.
+	waitFor(t, "the poller's descriptors to close", func() bool { return countFDs(t) <= before+2 })
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
