@@ -144,8 +144,8 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Chann
 		return nil, fmt.Errorf("wschan: accept: %w", err)
 	}
 	var e engineConn
-	if set.engine == EnginePoll && pollable(conn, o.EnableCompression && offersDeflate(r.Header)) {
-		e, err = acceptPoll(conn, brw.Reader, r, protocol, &set)
+	if set.engine == EnginePoll && pollable(conn) {
+		e, err = acceptPoll(conn, brw.Reader, r, protocol, o.EnableCompression, &set)
 	} else {
 		e, err = acceptGWS(conn, brw.Reader, r, protocol, o.EnableCompression, set.readLimit)
 	}

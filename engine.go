@@ -110,7 +110,7 @@ const (
 	// EnginePoll keeps connections in the operating system's poller (epoll,
 	// Linux only): a connection waiting for its peer holds no goroutine and
 	// no read buffer, a few kilobytes in all. Connections it cannot run
-	// (TLS, HTTP/2, permessage-deflate, other systems) run on
+	// (TLS, HTTP/2, other systems than Linux) run on
 	// EngineGoroutine; the behaviour is the same on both.
 	EnginePoll Engine = "poll"
 )

@@ -1,9 +1,15 @@
 package wschan_test
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,4 +148,71 @@ func TestEventLoopHalfFrames(t *testing.T) {
 			echoes(t, ctx, u, 4)
 		})
 	}
+}
+
+// TestPollEngineCompression checks that a compressed connection really
+// runs on the poll engine, and that its compression context holds data
+// messages only: pings answered between compressed messages (with
+// context takeover) leave the messages intact. (The goroutine engine's
+// gws puts pong payloads into its window too, which breaks exactly this
+// sequence for a peer that pings with a payload; see
+// TestGWSPutsControlPayloadsInItsWindow.)
+func TestPollEngineCompression(t *testing.T) {
+	t.Parallel()
+	if !slices.Contains(wschan.Engines, wschan.EnginePoll) {
+		t.Skip("no poll engine")
+	}
+	accepted := make(chan *wschan.Channel, 1)
+	opts := &wschan.AcceptOptions{EnableCompression: true, OnMessage: func(ch *wschan.Channel, m wschan.Message) {
+		_ = ch.Send(context.Background(), m.Type, m.Data)
+	}}
+	wschan.UseEngine(opts, wschan.EnginePoll)
+	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ch, err := wschan.Accept(w, r, opts); err == nil {
+			accepted <- ch
+		}
+	}))
+	raw := wstest.DialRaw(t, u, http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate"}})
+	if got := wschan.EngineOf(<-accepted); got != wschan.EnginePoll {
+		t.Fatalf("compressed connection runs on %q, want poll", got)
+	}
+	var window []byte
+	// Uncompressed frames from the peer (allowed), compressed answers; a
+	// ping with a payload between them.
+	for i := range 5 {
+		msg := strings.Repeat(fmt.Sprintf("message %d ", i), 20)
+		if err := raw.WriteFrame(wstest.Frame{Fin: true, Opcode: 0x1, Masked: true, Payload: []byte(msg)}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := raw.ReadFrame()
+		if err != nil || f.RSV != 4 {
+			t.Fatalf("answer %d: %+v, %v; want a compressed frame (RSV1)", i, f.RSV, err)
+		}
+		got, err := inflateTakeover(&window, f.Payload)
+		if err != nil || got != msg {
+			t.Fatalf("answer %d inflates to %q, %v; want %q", i, got, err, msg)
+		}
+		if err := raw.WriteFrame(wstest.Frame{Fin: true, Opcode: 0x9, Masked: true, Payload: []byte("ping payload message 0 message 1")}); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := raw.ReadFrame(); err != nil || f.Opcode != 0xa {
+			t.Fatalf("pong: %+v, %v", f, err)
+		}
+	}
+}
+
+// inflateTakeover inflates one permessage-deflate payload with the
+// context the messages before it left in window, and updates window.
+func inflateTakeover(window *[]byte, payload []byte) (string, error) {
+	r := flate.NewReaderDict(io.MultiReader(bytes.NewReader(payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff})), *window)
+	var out bytes.Buffer
+	_, err := io.Copy(&out, r)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", err
+	}
+	*window = append(*window, out.Bytes()...)
+	if len(*window) > 32<<10 {
+		*window = (*window)[len(*window)-32<<10:]
+	}
+	return out.String(), nil
 }

@@ -96,3 +96,15 @@ func ResetConn(c net.Conn) {
 var detached sync.Map
 
 func init() { onDetach = func(c net.Conn, e engineConn) { detached.Store(c, e) } }
+
+// EngineOf reports the engine under ch's current connection ("" if none).
+func EngineOf(ch *Channel) Engine {
+	c := ch.cur.Load()
+	if c == nil {
+		return ""
+	}
+	if _, ok := c.e.(*gwsConn); ok {
+		return EngineGoroutine
+	}
+	return EnginePoll
+}

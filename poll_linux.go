@@ -36,8 +36,10 @@ import (
 // syscalls; a writer waits for the socket to drain only when the peer
 // does not read, bounded by the write deadline as on the gws engine.
 //
-// It serves plain TCP (and Unix) sockets accepted over HTTP/1.1 without
-// permessage-deflate; everything else stays on gws (see pollable).
+// It serves plain TCP (and Unix) sockets accepted over HTTP/1.1,
+// permessage-deflate included (internal/frame's Inflater and Deflater,
+// whose windows are all a compressing connection keeps between
+// messages); TLS and HTTP/2 stay on gws (see pollable).
 
 // pollConn is one connection on the poll engine.
 type pollConn struct {
@@ -47,6 +49,14 @@ type pollConn struct {
 	parser *frame.Parser
 	borrow bool   // events are consumed during the call (OnMessage): no copy
 	pre    []byte // bytes the client sent behind its handshake
+	limit  int    // the engine's message limit (engineLimit of the read limit)
+
+	// permessage-deflate, when negotiated: nil otherwise. The inflater is
+	// used by the read side alone, the deflater under wmu (compression
+	// order is wire order).
+	inf       *frame.Inflater
+	def       *frame.Deflater
+	threshold int // smallest message compressed
 
 	ledger   closeLedger
 	hold     atomic.Bool // closing handshake: keep reading until the peer's close frame
@@ -69,12 +79,8 @@ type pollConn struct {
 var _ engineConn = (*pollConn)(nil)
 
 // pollable reports whether a hijacked connection can run on the poll
-// engine: a socket of its own (not TLS, not a wrapper), and no
-// permessage-deflate negotiated.
-func pollable(conn net.Conn, deflate bool) bool {
-	if deflate {
-		return false
-	}
+// engine: a socket of its own (not TLS, not a wrapper).
+func pollable(conn net.Conn) bool {
 	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		return true
@@ -85,7 +91,18 @@ func pollable(conn net.Conn, deflate bool) bool {
 // acceptPoll completes the server handshake for r on its hijacked
 // connection, whose read-ahead is in br, and moves the socket to the
 // poller.
-func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol string, set *settings) (*pollConn, error) {
+func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol string, compression bool, set *settings) (*pollConn, error) {
+	c := &pollConn{borrow: set.onMessage != nil, limit: engineLimit(set.readLimit)}
+	var ext string
+	if compression {
+		// Negotiated as the gws engine does (frame.Negotiate matches it).
+		if p, resp, ok := frame.Negotiate(r.Header.Values("Sec-WebSocket-Extensions")); ok {
+			ext = resp
+			c.inf = frame.NewInflater(p.ClientMaxWindowBits, !p.ClientNoContextTakeover)
+			c.def = frame.NewDeflater(p.ServerMaxWindowBits, !p.ServerNoContextTakeover)
+			c.threshold = p.ServerThreshold()
+		}
+	}
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, secAccept(r.Header.Get("Sec-WebSocket-Key"))...)
@@ -95,12 +112,16 @@ func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol strin
 		resp = append(resp, protocol...)
 		resp = append(resp, "\r\n"...)
 	}
+	if ext != "" {
+		resp = append(resp, "Sec-WebSocket-Extensions: "...)
+		resp = append(resp, ext...)
+		resp = append(resp, "\r\n"...)
+	}
 	resp = append(resp, "\r\n"...)
 	if _, err := conn.Write(resp); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("handshake response: %w", err)
 	}
-	c := &pollConn{borrow: set.onMessage != nil}
 	if n := br.Buffered(); n > 0 {
 		pre, _ := br.Peek(n)
 		c.pre = slices.Clone(pre)
@@ -110,10 +131,11 @@ func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol strin
 		return nil, err
 	}
 	c.fd = fd
+	c.reg = poll.New(c) // before serve adds the socket: the first Read may run at once
 	if onDetach != nil {
 		onDetach(conn, c)
 	}
-	c.parser = frame.NewParser(frame.Config{Masked: true, MaxMessage: engineLimit(set.readLimit)})
+	c.parser = frame.NewParser(frame.Config{Masked: true, MaxMessage: c.limit, Deflate: c.inf != nil})
 	return c, nil
 }
 
@@ -162,15 +184,13 @@ func (c *pollConn) bind(ev connEvents) { c.ev = ev }
 // runs the connection from now on.
 func (c *pollConn) serve() {
 	c.lastRd.Store(monotime())
-	reg, err := poll.Register(c.fd, c)
-	if err != nil {
+	if err := c.reg.Add(c.fd); err != nil {
 		c.finished = true
 		c.ev.end(endCause{err: err})
 		return
 	}
-	c.reg = reg
 	// Bytes may have arrived before the registration: read once now.
-	reg.Kick()
+	c.reg.Kick()
 }
 
 // detached marks serve as returning at once: the caller need not run it
@@ -196,7 +216,7 @@ func (c *pollConn) Read(buf []byte) bool {
 			if !c.feed(buf[:n]) {
 				return false
 			}
-			if n < len(buf) {
+			if n < len(buf) && !c.reg.HungUp() {
 				return false // the socket is drained: the poller says when there is more
 			}
 		case errors.Is(err, unix.EAGAIN):
@@ -269,6 +289,9 @@ func (c *pollConn) emit(e frame.Event) error {
 			typ = Text
 		}
 		data := e.Data
+		if e.Compressed {
+			return c.inflated(typ, data)
+		}
 		if !c.borrow {
 			// The stream keeps the message; the parser's buffer is reused.
 			data = slices.Clone(data)
@@ -291,6 +314,51 @@ func (c *pollConn) emit(e frame.Event) error {
 	}
 	return nil
 }
+
+// inflated delivers a compressed message: into a pooled buffer lent to
+// a callback, or a buffer of its own for the stream.
+func (c *pollConn) inflated(typ MessageType, data []byte) error {
+	var dst []byte
+	var pooled *[]byte
+	if c.borrow {
+		pooled = inflateBufs.Get().(*[]byte)
+		dst = (*pooled)[:0]
+	}
+	out, err := c.inf.Inflate(dst, data, c.limit)
+	if err != nil {
+		if pooled != nil {
+			inflateBufs.Put(pooled)
+		}
+		// The connection fails with the code (feed), and the reason the
+		// gws engine gives (engineClose).
+		var fe *frame.Error
+		if errors.As(err, &fe) {
+			reason := "invalid compressed data"
+			if fe.Code == frame.CodeMessageTooBig {
+				reason = "message too big"
+			}
+			return &frame.Error{Code: fe.Code, Reason: reason}
+		}
+		return err
+	}
+	if out == nil {
+		out = []byte{}
+	}
+	c.ev.message(typ, out, nil)
+	if pooled != nil {
+		if cap(out) <= 1<<20 {
+			*pooled = out[:0]
+		}
+		inflateBufs.Put(pooled)
+	}
+	if c.aborted.Load() {
+		c.finish(endCause{err: errConnShutDown})
+		return errStop
+	}
+	return nil
+}
+
+var inflateBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // peerClosed answers the peer's close frame as the gws engine does (the
 // code back for 1000–1015 and 3000–4999 alike is 1000, the application's
@@ -345,7 +413,10 @@ func (c *pollConn) wakeWriter() {
 }
 
 func (c *pollConn) writeMessage(typ MessageType, p []byte) error {
-	return c.writeFrame(byte(typ), p)
+	if c.closeOut.Load() {
+		return errCloseSent
+	}
+	return c.write(byte(typ), p, c.def != nil && len(p) >= c.threshold)
 }
 
 func (c *pollConn) writePing(p []byte) error { return c.writeFrame(opPing, p) }
@@ -371,7 +442,7 @@ func (c *pollConn) writeCloseFrame(payload []byte) error {
 		code, reason = StatusCode(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
 	c.ledger.record(code, reason)
-	err := c.write(opClose, payload)
+	err := c.write(opClose, payload, false)
 	if !c.hold.Load() {
 		c.abort()
 	}
@@ -394,14 +465,29 @@ func (c *pollConn) writeFrame(op byte, p []byte) error {
 	if c.closeOut.Load() {
 		return errCloseSent
 	}
-	return c.write(op, p)
+	return c.write(op, p, false)
 }
 
-// write sends one unmasked frame, whole: it waits for the socket to drain
-// while the peer does not read, up to the write deadline.
-func (c *pollConn) write(op byte, p []byte) error {
+// write sends one unmasked frame, whole (compressed if compress): it waits
+// for the socket to drain while the peer does not read, up to the write
+// deadline.
+func (c *pollConn) write(op byte, p []byte, compress bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	var hb [10]byte
 	hb[0] = 0x80 | op
+	if compress {
+		buf := deflateBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*buf) > 1<<20 {
+				*buf = nil
+			}
+			deflateBufs.Put(buf)
+		}()
+		*buf = c.def.Deflate((*buf)[:0], p)
+		p = *buf
+		hb[0] |= 0x40 // RSV1: compressed
+	}
 	var hdr []byte
 	switch n := len(p); {
 	case n < 126:
@@ -416,8 +502,6 @@ func (c *pollConn) write(op byte, p []byte) error {
 		binary.BigEndian.PutUint64(hb[2:], uint64(n))
 		hdr = hb[:10]
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.fdmu.RLock()
 	defer c.fdmu.RUnlock()
 	if c.closed {
@@ -447,6 +531,8 @@ func (c *pollConn) write(op byte, p []byte) error {
 	}
 	return nil
 }
+
+var deflateBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // writev writes a then b with one system call.
 func writev(fd int, a, b []byte) (int, error) {

@@ -11,8 +11,8 @@ import (
 
 // Without epoll every connection runs on the goroutine engine.
 
-func pollable(net.Conn, bool) bool { return false }
+func pollable(net.Conn) bool { return false }
 
-func acceptPoll(net.Conn, *bufio.Reader, *http.Request, string, *settings) (engineConn, error) {
+func acceptPoll(net.Conn, *bufio.Reader, *http.Request, string, bool, *settings) (engineConn, error) {
 	return nil, errors.New("the poll engine needs Linux")
 }

@@ -27,8 +27,8 @@ type Config struct {
 
 	Compression bool // negotiate permessage-deflate when the client offers it
 	// Engine runs the WebSocket connections (wschan.AcceptOptions.Engine):
-	// wschan.EnginePoll (the operating system's poller; TLS, HTTP/2 and
-	// compressed connections fall back) or wschan.EngineGoroutine. Default
+	// wschan.EnginePoll (the operating system's poller; TLS and HTTP/2
+	// connections fall back) or wschan.EngineGoroutine. Default
 	// DefaultEngine.
 	Engine      wschan.Engine
 	Greeting    string // sent once on connect as a text message; default none (pure echo)

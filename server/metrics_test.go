@@ -195,7 +195,16 @@ func TestMetricsWorkload(t *testing.T) {
 	} else if n, err := strconv.Atoi(ra); err != nil || n <= 0 {
 		t.Errorf("Retry-After %q, want a positive number of seconds", ra)
 	}
-	if open, _ := metricsGet(ctx, t, srv.URL).value("wschan_connections_open"); open != 2 {
+	// The gauge moves when Accept returns on the server, which can be just
+	// after the client's Dial has (the 101 is on the wire first).
+	var open float64
+	for range 200 {
+		if open, _ = metricsGet(ctx, t, srv.URL).value("wschan_connections_open"); open == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if open != 2 {
 		t.Errorf("wschan_connections_open = %v with two clients, want 2", open)
 	}
 

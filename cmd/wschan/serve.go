@@ -96,7 +96,7 @@ func (o *serveOptions) command() *cobra.Command {
 		"negotiate permessage-deflate when the client offers it (default off)")
 	fs.StringVar((*string)(&c.Engine), name("engine"), string(server.DefaultEngine),
 		"what runs the connections: `poll` (the operating system's poller: no goroutine or buffer for a waiting connection; "+
-			"TLS, HTTP/2 and compressed connections fall back) or goroutine (one per connection)")
+			"TLS and HTTP/2 connections fall back) or goroutine (one per connection)")
 	fs.StringVar(&c.Greeting, name("greeting"), "",
 		"`text` message sent once on connect, before any echo (default none: pure echo)")
 	boolVar(&c.NoScenarios, "no-scenarios",

@@ -54,7 +54,14 @@ type Registration struct {
 	state atomic.Int32
 	// gen is the loop generation whose goroutine runs the current Read.
 	gen atomic.Uint64
+	// hup: the peer has hung up (or the socket failed); see HungUp.
+	hup atomic.Bool
 }
+
+// HungUp reports whether the poller has seen the peer hang up or the
+// socket fail. A Read must then read until the end (or EAGAIN), even
+// after a short read: no further readiness will be announced.
+func (r *Registration) HungUp() bool { return r.hup.Load() }
 
 const (
 	idle int32 = iota
@@ -79,12 +86,22 @@ var ErrUnsupported = errors.New("poll: no poller on this platform")
 // is read when it becomes readable; bytes already waiting are not
 // announced: call Kick for those.
 func Register(fd int, h Handler) (*Registration, error) {
-	p := pick()
-	r := &Registration{p: p, h: h}
+	r := New(h)
+	return r, r.Add(fd)
+}
+
+// New returns a registration for h on a poller, not yet watching a
+// socket: for a handler that must know its registration before its first
+// Read (Add may call Read before it returns).
+func New(h Handler) *Registration { return &Registration{p: pick(), h: h} }
+
+// Add starts watching fd, a non-blocking socket, for r; see Register.
+func (r *Registration) Add(fd int) error {
+	p := r.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.start(); err != nil {
-		return nil, err
+		return err
 	}
 	p.nextID++
 	r.id = p.nextID
@@ -92,10 +109,10 @@ func Register(fd int, h Handler) (*Registration, error) {
 	setID(&ev, r.id)
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.stopIfIdle()
-		return nil, fmt.Errorf("poll: epoll_ctl add: %w", err)
+		return fmt.Errorf("poll: epoll_ctl add: %w", err)
 	}
 	p.conns[r.id] = r
-	return r, nil
+	return nil
 }
 
 // Deregister stops watching fd; call it before closing fd. A Read under
@@ -390,6 +407,9 @@ func (p *poller) drainWake() {
 func (p *poller) serve(st *loopState, r *Registration, events uint32, buf []byte, gen uint64) {
 	if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		r.h.Writable()
+	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		r.hup.Store(true) // before acquire: a Read under way reads again
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && r.acquire() {
 		p.runRead(st, r, buf, gen)
