@@ -42,6 +42,11 @@
 //
 //	go test -tags soak -run Soak -v -timeout 40m ./internal/soak
 //
+// On the poll engine (`wschan serve` takes --engine from WSCHAN_ENGINE,
+// which the server process inherits):
+//
+//	WSCHAN_ENGINE=poll go test -tags soak -run Soak -v -timeout 40m ./internal/soak
+//
 // A quick check of the harness:
 //
 //	WSCHAN_SOAK_CONNS=500 WSCHAN_SOAK_DURATION=1m go test -tags soak -run Soak -v ./internal/soak
