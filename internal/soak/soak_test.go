@@ -486,7 +486,7 @@ func (s *server) scrape(ctx context.Context) (figures, error) {
 		stackInuse:   int64(value(fams, "go_memstats_stack_inuse_bytes", "")),
 		gcs:          int64(value(fams, "go_gc_duration_seconds", "")),
 
-		handshakes: byLabels(fams, "wschan_handshakes_total"),
+		handshakes: byLabel(fams, "wschan_handshakes_total", "outcome"),
 		closes:     byLabels(fams, "wschan_close_codes_total"),
 	}
 	f.vmRSS, err = vmRSS(s.pid())
@@ -533,6 +533,22 @@ func byLabels(fams map[string]*dto.MetricFamily, name string) map[string]int64 {
 				vs = append(vs, l.GetValue())
 			}
 			out[strings.Join(vs, "/")] = int64(m.GetCounter().GetValue())
+		}
+	}
+	return out
+}
+
+// byLabel sums a counter family by one label's values (over the others,
+// such as wschan_handshakes_total's proto).
+func byLabel(fams map[string]*dto.MetricFamily, name, label string) map[string]int64 {
+	out := map[string]int64{}
+	if fam := fams[name]; fam != nil {
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()] += int64(m.GetCounter().GetValue())
+				}
+			}
 		}
 	}
 	return out
