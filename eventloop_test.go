@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,4 +216,45 @@ func inflateTakeover(window *[]byte, payload []byte) (string, error) {
 		*window = (*window)[len(*window)-32<<10:]
 	}
 	return out.String(), nil
+}
+
+// TestEventLoopStuckSend: a server Send blocked on a peer that does not
+// read returns when its context ends, and the connection is dropped (the
+// frame it left half-written cannot be followed by another); the server
+// goes on serving others.
+func TestEventLoopStuckSend(t *testing.T) {
+	t.Parallel()
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			opts := &wschan.AcceptOptions{}
+			wschan.UseEngine(opts, eng)
+			u, accepted := acceptedServer(t, opts)
+			raw := wstest.DialRaw(t, u, nil) // never reads
+			ch := serverChannel(t, accepted)
+			if got := wschan.EngineOf(ch); got != eng {
+				t.Fatalf("connection on %q, want %q", got, eng)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			big := make([]byte, 1<<20)
+			var err error
+			for err == nil {
+				err = ch.Send(ctx, wschan.Binary, big)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Send = %v, want context.DeadlineExceeded", err)
+			}
+			wstest.WaitDone(t, ch)
+			if !errors.Is(ch.Err(), wschan.ErrConnectionLost) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+				t.Fatalf("Err() = %v code %v, want ErrConnectionLost 1006", ch.Err(), ch.CloseCode())
+			}
+			// The peer sees the socket end once it reads what was sent.
+			_ = raw.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.Copy(io.Discard, raw.Conn); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("the peer's socket did not end: %v", err)
+			}
+			echoes(t, wstest.Context(t, 30*time.Second), u, 2)
+		})
+	}
 }

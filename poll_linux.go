@@ -470,10 +470,16 @@ func (c *pollConn) writeFrame(op byte, p []byte) error {
 
 // write sends one unmasked frame, whole (compressed if compress): it waits
 // for the socket to drain while the peer does not read, up to the write
-// deadline.
-func (c *pollConn) write(op byte, p []byte, compress bool) error {
+// deadline. A write that fails leaves the stream mid-frame, or the peer
+// unreachable: the connection is dropped, as on the gws engine.
+func (c *pollConn) write(op byte, p []byte, compress bool) (err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	defer func() {
+		if err != nil {
+			c.abort() // after fdmu is released (deferred below)
+		}
+	}()
 	var hb [10]byte
 	hb[0] = 0x80 | op
 	if compress {

@@ -209,8 +209,12 @@ type poller struct {
 	events  []unix.EpollEvent // the batch in hand
 	n, next int               // its length, and the next event to serve
 	ready   []*Registration   // Reads to run before waiting again (owned: state running)
-	woken   atomic.Bool       // a wake is pending in efd
-	watch   *time.Timer
+	// quota is how many queued Reads run before the poller is asked, without
+	// waiting, for sockets that became ready meanwhile: a registration that
+	// keeps yielding (a flood) must not keep the others from being seen.
+	quota int
+	woken atomic.Bool // a wake is pending in efd
+	watch *time.Timer
 }
 
 // loopState is one loop goroutine's, seen by the watchdog.
@@ -359,7 +363,25 @@ func (p *poller) loop(gen uint64) {
 			}
 			continue
 		}
+		if len(p.ready) > 0 && p.quota == 0 {
+			// A round of the queue is over: look for sockets that became
+			// ready meanwhile before the next round.
+			epfd := p.epfd
+			p.quota = len(p.ready)
+			p.mu.Unlock()
+			n, err := unix.EpollWait(epfd, p.events, 0)
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				panic(fmt.Sprintf("poll: epoll_wait: %v", err))
+			}
+			p.mu.Lock()
+			if p.gen == gen {
+				p.n, p.next = max(n, 0), 0
+			}
+			p.mu.Unlock()
+			continue
+		}
 		if len(p.ready) > 0 {
+			p.quota--
 			r := p.ready[0]
 			p.ready[0] = nil
 			p.ready = p.ready[1:]
@@ -425,6 +447,11 @@ func (p *poller) runRead(st *loopState, r *Registration, buf []byte, gen uint64)
 	if requeue {
 		p.mu.Lock()
 		p.ready = append(p.ready, r)
+		if p.gen != gen {
+			// The loop was handed off during this Read: its owner may be
+			// waiting on the poller, which will not announce r again.
+			p.wake()
+		}
 		p.mu.Unlock()
 	}
 }

@@ -186,3 +186,88 @@ func countFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// flood is a handler that always has more to read (until stopped).
+type flood struct {
+	reads atomic.Int64
+	stop  atomic.Bool
+}
+
+func (f *flood) Read([]byte) bool { f.reads.Add(1); return !f.stop.Load() }
+func (f *flood) Writable()        {}
+
+// TestRequeueIsFair: a registration that always yields (a peer that
+// floods) does not keep the other sockets of its poller from being read.
+func TestRequeueIsFair(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	f := &flood{}
+	fr := New(f)
+	if err := fr.Add(fds[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Deregister(fds[0])
+	defer f.stop.Store(true)
+	fr.Kick()
+	waitFor(t, "the flood to run", func() bool { return f.reads.Load() > 100 })
+
+	// Another socket on the same poller.
+	other, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other[0])
+	defer unix.Close(other[1])
+	s := &sink{fd: other[0], data: make(chan struct{}, 1)}
+	sr := New(s)
+	sr.p = fr.p
+	if err := sr.Add(other[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Deregister(other[0])
+	if _, err := unix.Write(other[1], []byte("heard")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other socket to be read beside the flood", func() bool { return s.text() == "heard" })
+}
+
+// yielder hands its loop off, lets the new owner settle into its wait,
+// and yields: it must be read again.
+type yielder struct {
+	r     atomic.Pointer[Registration]
+	reads atomic.Int32
+}
+
+func (y *yielder) Read([]byte) bool {
+	if y.reads.Add(1) == 1 {
+		y.r.Load().Blocking()
+		time.Sleep(50 * time.Millisecond) // the new loop owner waits on the poller
+		return true
+	}
+	return false
+}
+func (y *yielder) Writable() {}
+
+func TestYieldAfterHandOffIsReadAgain(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	y := &yielder{}
+	r := New(y)
+	y.r.Store(r)
+	if err := r.Add(fds[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Deregister(fds[0])
+	if _, err := unix.Write(fds[1], []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Read after the yield", func() bool { return y.reads.Load() >= 2 })
+}
