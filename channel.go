@@ -39,10 +39,9 @@ type Channel struct {
 	set    settings
 	client bool
 
-	msgs      chan Message  // the stream; closed after the last message
-	done      chan struct{} // closed when the channel has ended
-	closing   chan struct{} // closed when Close starts
-	closeOnce sync.Once
+	msgs    lazyChan[Message] // the stream (see stream); closed after the last message
+	done    signal            // the channel has ended
+	closing signal            // Close (or CloseNow) has started
 
 	cur atomic.Pointer[wsconn] // the connection in use (nil while reconnecting)
 	rtt atomic.Int64
@@ -57,17 +56,16 @@ type Channel struct {
 }
 
 func newChannel(set settings, client bool) *Channel {
+	return &Channel{set: set, client: client}
+}
+
+// stream returns the channel's message stream, made on first use.
+func (ch *Channel) stream() chan Message {
 	n := streamBuffer
-	if set.onMessage != nil {
+	if ch.set.onMessage != nil {
 		n = 0 // messages go to the callback: the stream only ends
 	}
-	return &Channel{
-		set:     set,
-		client:  client,
-		msgs:    make(chan Message, n),
-		done:    make(chan struct{}),
-		closing: make(chan struct{}),
-	}
+	return ch.msgs.get(n)
 }
 
 // attach makes c the channel's connection (the caller then runs it).
@@ -111,8 +109,8 @@ func (ch *Channel) finish(code StatusCode, reason string, err error) {
 	}
 	ch.code, ch.reason, ch.err = code, reason, err
 	ch.mu.Unlock()
-	close(ch.msgs)
-	close(ch.done)
+	ch.msgs.close(closedStream)
+	ch.done.fire()
 	ch.setState(StateClosed, err)
 }
 
@@ -124,10 +122,10 @@ func (ch *Channel) Read(ctx context.Context) (Message, error) {
 		var m Message
 		var ok bool
 		select {
-		case m, ok = <-ch.msgs:
+		case m, ok = <-ch.stream():
 		default:
 			select {
-			case m, ok = <-ch.msgs:
+			case m, ok = <-ch.stream():
 			case <-ctx.Done():
 				return Message{}, fmt.Errorf("wschan: read: %w", ctx.Err())
 			}
@@ -218,16 +216,11 @@ func (ch *Channel) Close(code StatusCode, reason string) error {
 	if err := checkClose(code, reason); err != nil {
 		return err
 	}
-	first := false
-	ch.closeOnce.Do(func() {
-		first = true
-		close(ch.closing)
-	})
-	if !first {
+	if !ch.closing.fire() {
 		if c := ch.cur.Load(); c != nil && c.inCallback.Load() {
 			return nil // maybe called from OnMessage: waiting would block the read loop
 		}
-		<-ch.done
+		<-ch.done.C()
 		return nil
 	}
 	if ch.rc != nil {
@@ -246,12 +239,7 @@ func (ch *Channel) Close(code StatusCode, reason string) error {
 // patience, such as a server whose shutdown deadline has passed; Close is
 // the polite way. It does not wait: Done says when the channel has ended.
 func (ch *Channel) CloseNow() {
-	first := false
-	ch.closeOnce.Do(func() {
-		first = true
-		close(ch.closing)
-	})
-	if first && ch.rc != nil {
+	if ch.closing.fire() && ch.rc != nil {
 		go func() { _ = ch.rc.close(StatusAbnormalClosure, "") }()
 	}
 	if c := ch.cur.Load(); c != nil {
@@ -260,7 +248,7 @@ func (ch *Channel) CloseNow() {
 }
 
 // Done returns a channel that is closed when the Channel has ended.
-func (ch *Channel) Done() <-chan struct{} { return ch.done }
+func (ch *Channel) Done() <-chan struct{} { return ch.done.C() }
 
 // Err returns nil while the channel is open, and afterwards the error that
 // ended it. Use errors.Is and errors.As to tell the cases apart:

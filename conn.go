@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -26,17 +25,16 @@ type wsconn struct {
 	blocked    atomic.Bool           // the read loop waits for the stream's consumer
 	inCallback atomic.Bool           // the read loop is inside an OnMessage or OnPing callback
 	aborted    atomic.Pointer[error] // a Send's context ended mid-write: why; nil if none
-	sem        chan struct{}         // one Send writes at a time
+	sem        lazyChan[struct{}]    // one Send writes at a time (see turn)
 	sendEnd    atomic.Int64          // monotime the last Send's turn ended
 	resumed    atomic.Int64          // monotime the read loop last stopped waiting for the consumer
 
 	streamed bool          // the read loop has put messages in the stream (read loop only)
 	failed   bool          // this side failed the connection: nothing more is processed (read loop only)
 	live     chan struct{} // reconnecting channels: closed once Send writes to this connection
-	stopped  chan struct{} // closed when this side ends the connection (see stop)
-	stopOnce sync.Once
+	stopped  signal        // this side ends the connection (see stop)
 
-	ended     chan struct{} // closed when the connection is over
+	ended     signal // the connection is over
 	endCode   StatusCode
 	endReason string
 	endErr    error
@@ -48,8 +46,7 @@ var (
 )
 
 func newWSConn(ch *Channel, e engineConn, protocol string) *wsconn {
-	c := &wsconn{ch: ch, e: e, protocol: protocol, ended: make(chan struct{}), sem: make(chan struct{}, 1),
-		stopped: make(chan struct{})}
+	c := &wsconn{ch: ch, e: e, protocol: protocol}
 	c.k = keepalive{interval: ch.set.pingInterval, timeout: ch.set.pingTimeout, c: c, now: monotime}
 	if ch.client && ch.rc != nil {
 		c.live = make(chan struct{}) // see reconnector.open
@@ -109,16 +106,17 @@ func (c *wsconn) message(typ MessageType, data []byte, buf msgBuf) {
 	// The stream takes ownership of the engine's buffer: no copy.
 	msg := Message{Type: typ, Data: data, buf: buf}
 	c.streamed = true
+	stream := c.ch.stream()
 	select {
-	case c.ch.msgs <- msg:
+	case stream <- msg:
 		return
 	default:
 	}
 	c.blocked.Store(true)
 	c.e.blocking()
 	select {
-	case c.ch.msgs <- msg:
-	case <-c.ch.closing:
+	case stream <- msg:
+	case <-c.ch.closing.C():
 		// Close was called: nobody will read this message.
 	}
 	c.blocked.Store(false)
@@ -157,15 +155,15 @@ func (c *wsconn) awaitDrain() {
 	defer c.blocked.Store(false)
 	c.e.blocking()
 	select {
-	case c.ch.msgs <- Message{buf: mark}:
-	case <-c.stopped:
+	case c.ch.stream() <- Message{buf: mark}:
+	case <-c.stopped.C():
 		return
 	case <-t.C:
 		return
 	}
 	select {
 	case <-mark.taken:
-	case <-c.stopped:
+	case <-c.stopped.C():
 		return
 	case <-t.C:
 		return
@@ -175,7 +173,7 @@ func (c *wsconn) awaitDrain() {
 		// is open: the answers go out when it is.
 		select {
 		case <-c.live:
-		case <-c.stopped:
+		case <-c.stopped.C():
 		case <-t.C:
 		}
 	}
@@ -183,7 +181,7 @@ func (c *wsconn) awaitDrain() {
 
 // stop tells a read loop waiting in awaitDrain that this side is ending the
 // connection: its close frame is out, or the socket is about to close.
-func (c *wsconn) stop() { c.stopOnce.Do(func() { close(c.stopped) }) }
+func (c *wsconn) stop() { c.stopped.fire() }
 
 // drainMark stands in the stream behind the messages that arrived before
 // trouble (see awaitDrain); Read takes it, never returns it.
@@ -203,7 +201,7 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	}
 	done := ctx.Done()
 	if done == nil {
-		c.sem <- struct{}{}
+		c.turn() <- struct{}{}
 		err := c.e.writeMessage(typ, data)
 		c.releaseSend()
 		if err != nil {
@@ -212,7 +210,7 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 		return nil
 	}
 	select {
-	case c.sem <- struct{}{}:
+	case c.turn() <- struct{}{}:
 	case <-done:
 		return fmt.Errorf("wschan: send: %w", ctx.Err())
 	}
@@ -242,15 +240,18 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	return nil
 }
 
+// turn is the Sends' semaphore: sending on it takes the turn.
+func (c *wsconn) turn() chan struct{} { return c.sem.get(1) }
+
 // releaseSend ends a Send's turn, noting when for the keepalive.
 func (c *wsconn) releaseSend() {
 	c.sendEnd.Store(monotime())
-	<-c.sem
+	<-c.turn()
 }
 
 func (c *wsconn) sendErr(err error) error {
 	select {
-	case <-c.ended:
+	case <-c.ended.C():
 		return fmt.Errorf("wschan: send: %w", c.endErr)
 	default:
 	}
@@ -264,7 +265,7 @@ func (c *wsconn) sendErr(err error) error {
 // the peer's close frame; then the socket is closed.
 func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 	select {
-	case <-c.ended:
+	case <-c.ended.C():
 		return nil
 	default:
 	}
@@ -282,16 +283,14 @@ func (c *wsconn) closeHandshake(code StatusCode, reason string) error {
 		// and finishes the handshake when the callback returns.
 		return nil
 	}
-	<-c.ended
+	<-c.ended.C()
 	return nil
 }
 
 // end runs once, when the engine is done with the connection.
 func (c *wsconn) end(cause endCause) {
-	select {
-	case <-c.ended:
+	if c.ended.fired() {
 		return
-	default:
 	}
 	c.k.stop()
 	c.e.shutdown()
@@ -305,7 +304,7 @@ func (c *wsconn) end(cause endCause) {
 	r.intended.code, r.intended.reason, r.intended.ok = c.e.intendedClose()
 	c.endCode, c.endReason, c.endErr = classifyEnd(r)
 	c.ch.connEnded(c) // a plain channel finishes before anyone waiting on ended wakes
-	close(c.ended)
+	c.ended.fire()
 }
 
 // The keepalive's view of the connection (keepaliveConn).
@@ -323,7 +322,7 @@ func (c *wsconn) abort() { c.e.abort() }
 // writing (its context bounds it; a slow reader of a large message sends
 // nothing back while it reads).
 func (c *wsconn) busy() bool {
-	return c.blocked.Load() || c.inCallback.Load() || len(c.sem) > 0
+	return c.blocked.Load() || c.inCallback.Load() || len(c.sem.made()) > 0
 }
 
 // ping runs the OnPing hook, then answers (unless the hook closed).

@@ -58,10 +58,8 @@ type pollConn struct {
 	def       *frame.Deflater
 	threshold int // smallest message compressed
 
-	ledger   closeLedger
-	hold     atomic.Bool // closing handshake: keep reading until the peer's close frame
-	holdMu   sync.Mutex
-	holdT    *time.Timer
+	cl       atomic.Pointer[pollClosing] // made when the connection starts to close
+	hold     atomic.Bool                 // closing handshake: keep reading until the peer's close frame
 	lastRd   atomic.Int64
 	closeOut atomic.Bool // a close frame went out: no more frames
 
@@ -424,7 +422,7 @@ func (c *pollConn) writePing(p []byte) error { return c.writeFrame(opPing, p) }
 func (c *pollConn) writePong(p []byte) error { return c.writeFrame(opPong, p) }
 
 func (c *pollConn) writeClose(code StatusCode, reason string) error {
-	c.ledger.closing(code, reason)
+	c.closer().ledger.closing(code, reason)
 	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
 	payload = append(payload, reason...)
 	return c.writeCloseFrame(payload)
@@ -441,7 +439,7 @@ func (c *pollConn) writeCloseFrame(payload []byte) error {
 	if len(payload) >= 2 {
 		code, reason = StatusCode(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
-	c.ledger.record(code, reason)
+	c.closer().ledger.record(code, reason)
 	err := c.write(opClose, payload, false)
 	if !c.hold.Load() {
 		c.abort()
@@ -599,23 +597,28 @@ func (c *pollConn) setWriteDeadline(t time.Time) error {
 // close frame or the deadline.
 func (c *pollConn) holdOpen(deadline time.Time) {
 	c.hold.Store(true)
-	c.holdMu.Lock()
-	defer c.holdMu.Unlock()
-	if c.holdT != nil {
-		c.holdT.Stop()
+	cl := c.closer()
+	cl.holdMu.Lock()
+	defer cl.holdMu.Unlock()
+	if cl.holdT != nil {
+		cl.holdT.Stop()
 	}
-	c.holdT = time.AfterFunc(time.Until(deadline), c.abort)
+	cl.holdT = time.AfterFunc(time.Until(deadline), c.abort)
 	_ = c.setWriteDeadline(deadline)
 }
 
 func (c *pollConn) stopHold() {
 	c.hold.Store(false)
-	c.holdMu.Lock()
-	if c.holdT != nil {
-		c.holdT.Stop()
-		c.holdT = nil
+	cl := c.cl.Load()
+	if cl == nil {
+		return
 	}
-	c.holdMu.Unlock()
+	cl.holdMu.Lock()
+	if cl.holdT != nil {
+		cl.holdT.Stop()
+		cl.holdT = nil
+	}
+	cl.holdMu.Unlock()
 }
 
 // abort shuts the socket down: reads see the end, writes fail. The
@@ -654,6 +657,33 @@ func (c *pollConn) blocking() {
 	}
 }
 
-func (c *pollConn) sentClose() (StatusCode, string, bool) { return c.ledger.sent() }
+func (c *pollConn) sentClose() (StatusCode, string, bool) {
+	if cl := c.cl.Load(); cl != nil {
+		return cl.ledger.sent()
+	}
+	return 0, "", false
+}
 
-func (c *pollConn) intendedClose() (StatusCode, string, bool) { return c.ledger.intended() }
+func (c *pollConn) intendedClose() (StatusCode, string, bool) {
+	if cl := c.cl.Load(); cl != nil {
+		return cl.ledger.intended()
+	}
+	return 0, "", false
+}
+
+// pollClosing is what a connection needs once it starts to close: idle
+// connections do without it.
+type pollClosing struct {
+	ledger closeLedger
+	holdMu sync.Mutex
+	holdT  *time.Timer // ends the closing handshake's wait (holdOpen)
+}
+
+// closer returns the connection's closing state, made on first use.
+func (c *pollConn) closer() *pollClosing {
+	if cl := c.cl.Load(); cl != nil {
+		return cl
+	}
+	c.cl.CompareAndSwap(nil, new(pollClosing))
+	return c.cl.Load()
+}

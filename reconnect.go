@@ -203,7 +203,7 @@ func (rc *reconnector) loop() {
 		if err := rc.open(c); err != nil {
 			c.stop()
 			c.e.abort()
-			<-c.ended
+			<-c.ended.C()
 			if rc.ctx.Err() != nil {
 				rc.finish(nil)
 				return
@@ -216,10 +216,10 @@ func (rc *reconnector) loop() {
 		failures = 0
 		rc.ch.setState(StateOpen, nil)
 		select {
-		case <-c.ended:
+		case <-c.ended.C():
 		case <-rc.ctx.Done():
 			_ = c.closeHandshake(rc.closeCode, rc.closeReason)
-			<-c.ended // closeHandshake returns early when Close came from a callback
+			<-c.ended.C() // closeHandshake returns early when Close came from a callback
 		}
 		rc.sendMu.Lock()
 		rc.live = nil
@@ -271,9 +271,9 @@ func (rc *reconnector) signalSpace() {
 func (rc *reconnector) send(ctx context.Context, typ MessageType, data []byte) error {
 	for {
 		select {
-		case <-rc.ch.closing:
+		case <-rc.ch.closing.C():
 			return fmt.Errorf("wschan: send: %w", ErrClosed)
-		case <-rc.ch.done:
+		case <-rc.ch.done.C():
 			return fmt.Errorf("wschan: send: %w", rc.ch.Err())
 		default:
 		}
@@ -299,7 +299,7 @@ func (rc *reconnector) send(ctx context.Context, typ MessageType, data []byte) e
 		case <-space:
 		case <-ctx.Done():
 			return fmt.Errorf("wschan: send: %w: %w", ErrBufferFull, ctx.Err())
-		case <-rc.ch.done:
+		case <-rc.ch.done.C():
 			return fmt.Errorf("wschan: send: %w", ErrClosed)
 		}
 	}

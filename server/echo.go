@@ -23,10 +23,10 @@ import (
 type session struct {
 	s       *Server
 	ch      atomic.Pointer[wschan.Channel] // set once Accept returns; callbacks get it as an argument
-	ready   chan struct{}                  // closed once ch is set (or Accept failed)
+	ready   sync.WaitGroup                 // done once ch is set (or Accept failed)
 	client  client
-	conn    net.Conn // the accepted connection, to drop it if a drain runs out of time
-	eo      echoOptions
+	conn    net.Conn     // the accepted connection, to drop it if a drain runs out of time
+	eo      *echoOptions // plainEcho for /ws and /
 	start   time.Time
 	limiter *rate.Limiter
 
@@ -56,6 +56,10 @@ type echoOptions struct {
 	closeAtOnce bool
 	room        string // join this room: messages go to its members, not back
 }
+
+// plainEcho is the options of a plain echo connection, shared by all of
+// them (an idle server holds many).
+var plainEcho echoOptions
 
 func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 	if wschan.IsWebSocketUpgrade(r) {
@@ -88,7 +92,11 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		return
 	}
 
-	se := &session{s: s, client: c, eo: eo, start: time.Now(), ready: make(chan struct{})}
+	se := &session{s: s, client: c, eo: &plainEcho, start: time.Now()}
+	if eo != plainEcho {
+		se.eo = &eo // a scenario or a room: its own copy
+	}
+	se.ready.Add(1)
 	se.conn, _ = r.Context().Value(proxyConnKey).(net.Conn)
 	if s.cfg.MessageRate > 0 && !c.local {
 		se.limiter = rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)
@@ -140,7 +148,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	ch, err := wschan.Accept(w, r, opts)
 	if err != nil {
 		se.stopWatchdog()
-		close(se.ready)
+		se.ready.Done()
 		s.untrack(se)
 		s.release(c)
 		outcome := outcomeBadRequest
@@ -157,7 +165,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	s.mu.Lock()
 	se.conn = nil // from now on the channel drops it (CloseNow); the poll engine has left it already
 	s.mu.Unlock()
-	close(se.ready)
+	se.ready.Done()
 	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
 	switch {
 	case s.draining.Load():
@@ -194,7 +202,7 @@ func (se *session) greet() {
 // ended runs once, on the channel's read loop, when the channel has
 // ended: it records and logs the end and frees the connection's slot.
 func (se *session) ended() {
-	<-se.ready // Accept has returned: ch is set
+	se.ready.Wait() // Accept has returned: ch is set
 	se.stopWatchdog()
 	s, ch := se.s, se.ch.Load()
 	s.m.closed(ch)

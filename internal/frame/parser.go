@@ -116,8 +116,7 @@ type Parser struct {
 	deflate bool   // the open data message is compressed
 	msg     []byte // the open message, when it spans frames or Feeds
 	utf     UTF8
-	ctl     [125]byte
-	ctlN    int
+	ctl     []byte // a control frame's payload split over Feeds; nil otherwise
 	closed  bool
 	failure *Error
 }
@@ -139,8 +138,9 @@ const maxReserve = 16 << 10
 // returns it too), ErrClosed for bytes after a close frame, or what emit
 // returned.
 //
-// Feed may modify b: a data message that b holds whole, in one frame, is
-// unmasked in place and emitted as a slice of b, without a copy. The
+// Feed may modify b: a data message that b holds whole, in one frame, and
+// a control frame's payload that b holds whole, are unmasked in place and
+// emitted as slices of b, without a copy. The
 // events' Data is valid until the next call to Feed, and only while the
 // caller does not reuse b.
 func (p *Parser) Feed(b []byte, emit func(Event) error) error {
@@ -163,6 +163,19 @@ func (p *Parser) Feed(b []byte, emit func(Event) error) error {
 			if p.left > 0 {
 				continue
 			}
+		} else if p.op >= 0x8 && len(p.ctl) == 0 && p.left <= uint64(len(b)) {
+			// A control frame's payload, all in b: unmask it in place and
+			// emit it from there (an idle connection keeps no buffer for
+			// control frames).
+			n := int(p.left)
+			data := b[:n]
+			b = b[n:]
+			p.left, p.hdrN = 0, 0
+			p.unmask(data)
+			if err := p.endControl(data, emit); err != nil {
+				return p.failed(err)
+			}
+			continue
 		} else if p.left <= uint64(len(b)) && p.fin && p.op != OpContinuation && p.op < 0x8 && len(p.msg) == 0 {
 			// A whole unfragmented message, all in b: unmask it in place
 			// and emit it from there.
@@ -290,7 +303,7 @@ func (p *Parser) startFrame() *Error {
 		if p.hdr[1]&0x7f > 125 { // over 125, or not encoded in the shortest form
 			return &Error{CodeProtocolError, "control frame over 125 bytes"}
 		}
-		p.ctlN = 0
+		p.ctl = nil
 	case OpContinuation:
 		if p.msgOp == 0 {
 			return &Error{CodeProtocolError, "continuation with nothing to continue"}
@@ -312,9 +325,12 @@ func (p *Parser) startFrame() *Error {
 // payload takes the next bytes of the current frame's payload.
 func (p *Parser) payload(b []byte) *Error {
 	if p.op >= 0x8 {
-		n := copy(p.ctl[p.ctlN:], b)
-		p.unmask(p.ctl[p.ctlN : p.ctlN+n])
-		p.ctlN += n
+		if p.ctl == nil {
+			p.ctl = make([]byte, 0, 125)
+		}
+		start := len(p.ctl)
+		p.ctl = append(p.ctl, b...)
+		p.unmask(p.ctl[start:])
 		return nil
 	}
 	start := len(p.msg)
@@ -363,20 +379,28 @@ func unmaskAt(b []byte, key [4]byte, pos int) {
 	}
 }
 
-// endFrame emits what a complete frame completes.
-func (p *Parser) endFrame(emit func(Event) error) error {
+// endControl emits a complete control frame with payload data.
+func (p *Parser) endControl(data []byte, emit func(Event) error) error {
 	switch p.op {
 	case OpPing:
-		return emit(Event{Kind: Ping, Data: p.ctl[:p.ctlN]})
+		return emit(Event{Kind: Ping, Data: data})
 	case OpPong:
-		return emit(Event{Kind: Pong, Data: p.ctl[:p.ctlN]})
-	case OpClose:
-		code, reason, err := closePayload(p.ctl[:p.ctlN])
-		if err != nil {
-			return err
-		}
-		p.closed = true
-		return emit(Event{Kind: Close, Code: code, Reason: reason})
+		return emit(Event{Kind: Pong, Data: data})
+	}
+	code, reason, err := closePayload(data)
+	if err != nil {
+		return err
+	}
+	p.closed = true
+	return emit(Event{Kind: Close, Code: code, Reason: reason})
+}
+
+// endFrame emits what a complete frame completes.
+func (p *Parser) endFrame(emit func(Event) error) error {
+	if p.op >= 0x8 {
+		data := p.ctl
+		p.ctl = nil
+		return p.endControl(data, emit)
 	}
 	if !p.fin {
 		return nil
