@@ -47,6 +47,13 @@
 //
 //	WSCHAN_ENGINE=poll go test -tags soak -run Soak -v -timeout 40m ./internal/soak
 //
+// Mostly idle, as a public server is (WSCHAN_SOAK_IDLE more connections
+// that only hold and answer pings, opened after the busy ones at the same
+// pace and closed with 1000 at the end; the server runs with
+// --idle-timeout off; one that ends early is an unexpected end):
+//
+//	WSCHAN_ENGINE=poll WSCHAN_SOAK_CONNS=1000 WSCHAN_SOAK_IDLE=18000 go test -tags soak -run Soak -v -timeout 50m ./internal/soak
+//
 // A quick check of the harness:
 //
 //	WSCHAN_SOAK_CONNS=500 WSCHAN_SOAK_DURATION=1m go test -tags soak -run Soak -v ./internal/soak

@@ -59,6 +59,7 @@ const (
 
 type soakConfig struct {
 	conns    int
+	idle     int // connections that only hold (WSCHAN_SOAK_IDLE), beside conns busy ones
 	duration time.Duration
 	ramp     int           // dials per second
 	settle   time.Duration // how long the idle server has to come back to its baseline
@@ -73,6 +74,13 @@ func configFromEnv(t *testing.T) soakConfig {
 			t.Fatalf("WSCHAN_SOAK_CONNS=%q: want a count from 1 to %d", v, 1<<20-1)
 		}
 		c.conns = n
+	}
+	if v := os.Getenv("WSCHAN_SOAK_IDLE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1<<20-1 {
+			t.Fatalf("WSCHAN_SOAK_IDLE=%q: want a count from 0 to %d", v, 1<<20-1)
+		}
+		c.idle = n
 	}
 	if v := os.Getenv("WSCHAN_SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -106,7 +114,7 @@ func TestSoak(t *testing.T) {
 	}
 	cfg := configFromEnv(t)
 	checkMachine(t, cfg)
-	ramp := time.Duration(cfg.conns) * time.Second / time.Duration(cfg.ramp)
+	ramp := time.Duration(cfg.conns+cfg.idle) * time.Second / time.Duration(cfg.ramp)
 	// Everything but the settling, with margins; the settling gets what the
 	// test deadline leaves, up to cfg.settle.
 	need := ramp + cfg.duration + echoTimeout + stopTimeout/2 + drainTimeout/4 + 2*time.Minute
@@ -123,8 +131,12 @@ func TestSoak(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	srv := startServer(t, ctx, buildWschan(t))
-	t.Logf("server pid %d on %s; %d connections for %v after a %v ramp", srv.pid(), srv.addr, cfg.conns, cfg.duration, ramp.Round(time.Second))
+	var extra []string
+	if cfg.idle > 0 {
+		extra = append(extra, "--idle-timeout", "off") // the idle connections hold for the whole run
+	}
+	srv := startServer(t, ctx, buildWschan(t), extra...)
+	t.Logf("server pid %d on %s; %d busy and %d idle connections for %v after a %v ramp", srv.pid(), srv.addr, cfg.conns, cfg.idle, cfg.duration, ramp.Round(time.Second))
 
 	// Baseline: the server has answered a few requests and holds no client.
 	for range 3 {
@@ -166,8 +178,9 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("only %d of %d workers connected within %v (dial failures %d: %s)\n%s",
 			r.connected.Load(), cfg.conns, ramp+2*time.Minute, r.dialFails.Load(), r.problems.sample("dial"), srv.logTail())
 	}
+	idle := openIdle(t, ctx, r, srv)
 	rampTook := time.Since(rampStart)
-	t.Logf("all %d connected after %v", cfg.conns, rampTook.Round(100*time.Millisecond))
+	t.Logf("all %d busy and %d idle connected after %v", cfg.conns, len(idle), rampTook.Round(100*time.Millisecond))
 
 	// Steady state: every connection open, for the whole duration.
 	steadyStart := time.Now()
@@ -184,6 +197,7 @@ func TestSoak(t *testing.T) {
 	// Leave: every worker finishes its exchange and closes with 1000.
 	close(stop)
 	leaveStart := time.Now()
+	closeIdle(r, idle)
 	if !waitGroupWithin(&wg, stopTimeout) {
 		path := dumpGoroutines(t)
 		t.Fatalf("%d workers still running %v after the stop (a hung Send, Read or Close?); goroutines in %s",
@@ -237,20 +251,74 @@ func checkMachine(t *testing.T, cfg soakConfig) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < uint64(cfg.conns)+500 {
-		t.Fatalf("open-file limit %d (hard %d) cannot hold %d connections plus a margin: raise it (ulimit -n) or lower WSCHAN_SOAK_CONNS",
-			lim.Cur, lim.Max, cfg.conns)
+	if lim.Cur < uint64(cfg.conns+cfg.idle)+500 {
+		t.Fatalf("open-file limit %d (hard %d) cannot hold %d connections plus a margin: raise it (ulimit -n) or lower WSCHAN_SOAK_CONNS and WSCHAN_SOAK_IDLE",
+			lim.Cur, lim.Max, cfg.conns+cfg.idle)
 	}
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		f := strings.Fields(string(b))
 		if len(f) == 2 {
 			lo, _ := strconv.Atoi(f[0])
 			hi, _ := strconv.Atoi(f[1])
-			if hi-lo+1 < cfg.conns+2000 {
+			if hi-lo+1 < cfg.conns+cfg.idle+2000 {
 				t.Fatalf("local port range %d-%d is too narrow for %d connections and their reconnects", lo, hi, cfg.conns)
 			}
 		}
 	}
+}
+
+// openIdle dials cfg.idle connections that send nothing and hold until
+// the end (they answer the server's pings), at the ramp's pace. Their
+// dials count with the workers'.
+func openIdle(t *testing.T, ctx context.Context, r *run, srv *server) []*wschan.Channel {
+	t.Helper()
+	var idle []*wschan.Channel
+	tick := time.NewTicker(time.Second / time.Duration(r.cfg.ramp))
+	defer tick.Stop()
+	opts := &wschan.DialOptions{Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }}
+	for i := range r.cfg.idle {
+		select {
+		case <-tick.C:
+		case <-srv.exited:
+			t.Fatalf("server exited while the idle connections opened: %v\n%s", srv.err, srv.logTail())
+		}
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		ch, err := wschan.Dial(dctx, r.url, opts)
+		cancel()
+		r.dials.Add(1)
+		if err != nil {
+			r.dialFails.Add(1)
+			r.problems.add("dial", "idle connection %d: %v", i, err)
+			continue
+		}
+		idle = append(idle, ch)
+	}
+	return idle
+}
+
+// closeIdle closes the idle connections with 1000; one that ended before
+// is an unexpected end.
+func closeIdle(r *run, idle []*wschan.Channel) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for i, ch := range idle {
+		if err := ch.Err(); err != nil {
+			r.unexpected.Add(1)
+			r.problems.add("unexpected", "idle connection %d ended during the run: %v (code %d)", i, err, ch.CloseCode())
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := ch.Close(wschan.StatusNormalClosure, ""); err != nil {
+				r.closeFails.Add(1)
+				r.problems.add("close", "idle connection %d: %v", i, err)
+				return
+			}
+			r.finalCloses.Add(1)
+		})
+	}
+	wg.Wait()
 }
 
 // --- the server process -----------------------------------------------------
@@ -282,12 +350,12 @@ var errPortTaken = errors.New("port in use")
 // startServer starts `wschan serve` on a free loopback port with every
 // limit off and waits until it is ready; the process is stopped (by PID) at
 // cleanup.
-func startServer(t *testing.T, ctx context.Context, bin string) *server {
+func startServer(t *testing.T, ctx context.Context, bin string, extra ...string) *server {
 	t.Helper()
 	var err error
 	for range 5 {
 		var s *server
-		if s, err = tryServer(t, ctx, bin, freeLoopbackAddr(t)); err == nil {
+		if s, err = tryServer(t, ctx, bin, freeLoopbackAddr(t), extra...); err == nil {
 			return s
 		}
 		if !errors.Is(err, errPortTaken) {
@@ -307,7 +375,7 @@ func freeLoopbackAddr(t *testing.T) string {
 	return addr
 }
 
-func tryServer(t *testing.T, ctx context.Context, bin, addr string) (*server, error) {
+func tryServer(t *testing.T, ctx context.Context, bin, addr string, extra ...string) (*server, error) {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "serve-*.log")
 	if err != nil {
@@ -328,6 +396,7 @@ func tryServer(t *testing.T, ctx context.Context, bin, addr string) (*server, er
 	s.cmd = exec.Command(bin, "serve", "--addr", addr,
 		"--max-conns", "-1", "--max-conns-per-ip", "-1", "--message-rate", "-1",
 		"--log-format", "json", "--log-level", "warn")
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Stdout = logf
 	s.cmd.Stderr = logf
 	if err := s.cmd.Start(); err != nil {
@@ -1230,7 +1299,7 @@ func (s summary) String() string {
 	sent := r.sent.Load()
 	p("")
 	p("--- wschan soak summary (%s, %s/%s, %d CPUs) ---", time.Now().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-	p("connections        %d (ramp %d/s, all open after %v), loopback, client: wschan library", s.cfg.conns, s.cfg.ramp, s.rampTook.Round(100*time.Millisecond))
+	p("connections        %d busy + %d idle (ramp %d/s, all open after %v), loopback, client: wschan library", s.cfg.conns, s.cfg.idle, s.cfg.ramp, s.rampTook.Round(100*time.Millisecond))
 	p("duration           %v steady with all connections (asked %v)", s.steady.Round(time.Second), s.cfg.duration)
 	p("messages           sent %d, verified %d; %.0f msg/s during the steady phase", sent, r.verified.Load(), float64(s.msgsSteady)/s.steady.Seconds())
 	p("bytes              %s sent and echoed (mean %d B per message)", mib(r.bytesSent.Load()), r.bytesSent.Load()/max(1, sent))
@@ -1245,7 +1314,7 @@ func (s summary) String() string {
 		mib(s.base.vmRSS), mib(s.peak.vmRSS), mib(s.atZero.vmRSS), mib(s.settle.final.vmRSS))
 	p("server heap        in use: baseline %s, peak %s, at 0 conns %s, final %s; %d GCs while settling",
 		mib(s.base.heapInuse), mib(s.peak.heapInuse), mib(s.atZero.heapInuse), mib(s.settle.final.heapInuse), s.settle.final.gcs-s.atZero.gcs)
-	p("per connection     %.1f KiB RSS at peak above baseline", float64(s.peak.rss-s.base.rss)/1024/float64(s.cfg.conns))
+	p("per connection     %.1f KiB RSS at peak above baseline", float64(s.peak.rss-s.base.rss)/1024/float64(s.cfg.conns+s.cfg.idle))
 	p("server goroutines  baseline %d, peak %d, at 0 conns %d, final %d", s.base.goroutines, s.peak.goroutines, s.atZero.goroutines, s.settle.final.goroutines)
 	p("server open files  baseline %d, peak %d, final %d", s.base.openFDs, s.peak.openFDs, s.settle.final.openFDs)
 	p("settle             conns 0 after %v; then goroutines back in %s, RSS under %s in %s",
