@@ -23,6 +23,13 @@
 // HistorySize, natsbroker on JetStream), or a gap event; a position from
 // the future is refused with ErrFuturePosition.
 //
+// Presence: envelope members hear joins, leaves and the member count. With
+// a broker that implements Presence (MemoryBroker, natsbroker) the count
+// is the room's total over every hub sharing the broker: each hub tells
+// the others of its joins and leaves, and announces its count every
+// HubOptions.PresenceInterval with a TTL, so a hub that dies stops
+// counting once its TTL runs out. Hub.Members reads the count.
+//
 // Limits: members per room and rooms per hub (HubOptions), checked by Join
 // and, ahead of a WebSocket upgrade, by CanJoin. Room names are checked by
 // ValidateName: 1 to 64 ASCII letters, digits, '-' or '_', so a name can

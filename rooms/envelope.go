@@ -34,7 +34,17 @@ import (
 //	    the welcome, is unknown to the client), or "no_history" (this
 //	    server keeps none: how much was missed is unknown).
 //	{"type":"join","member":ID,"members":M}, {"type":"leave",...}
-//	    presence: a member joined or left; M is the member count after.
+//	    presence: a member that speaks this protocol joined or left; M
+//	    is the room's member count after. Members are counted across
+//	    every server sharing the room (wschan serve --nats), and so are
+//	    joins and leaves.
+//	{"type":"members","members":M}
+//	    the member count changed without such a join or leave: a member
+//	    without this protocol joined or left, the members of a server
+//	    first counted (typically just after a welcome), or those of a
+//	    server that went quiet (it stopped, or lost NATS) and are counted
+//	    no longer. Members that do not speak this protocol are counted
+//	    but not named: their joins and leaves are members events.
 //	{"type":"error","error":TEXT}
 //	    a command was refused; nothing else changed.
 //
@@ -57,6 +67,7 @@ const (
 	EventGap     = "gap"
 	EventJoin    = "join"
 	EventLeave   = "leave"
+	EventMembers = "members"
 	EventError   = "error"
 )
 

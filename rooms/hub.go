@@ -77,6 +77,17 @@ type HubOptions struct {
 	// takes no message for this long is closed as too slow. Default
 	// DefaultWriteTimeout (10s).
 	WriteTimeout time.Duration
+
+	// PresenceInterval is how often the hub tells the other hubs on its
+	// broker how many members it has in each room, when the broker
+	// implements Presence (see there): other hubs count those members for
+	// three intervals after the hub's last word and check every interval,
+	// so the members of a hub that died or lost the broker stop counting
+	// within four intervals. Joins and leaves are told at once. Default
+	// DefaultPresenceInterval (5s); -1 keeps presence on this hub (the
+	// member count is then this hub's members only). A hub whose Broker
+	// is left nil has no other hub to tell.
+	PresenceInterval time.Duration
 }
 
 // Hub holds rooms and their members. Create it with NewHub; its methods
@@ -92,9 +103,19 @@ type Hub struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // member writers
 
-	mu     sync.Mutex
-	rooms  map[string]*room
-	closed bool
+	mu       sync.Mutex
+	rooms    map[string]*room
+	closed   bool
+	pstarted bool // the presence goroutine runs
+
+	// Presence across hubs (see Presence); pres is nil without it.
+	pres    Presence
+	hubID   string
+	pmu     sync.Mutex
+	pending []presenceOut // to publish, oldest first; under pmu
+	pwake   chan struct{} // a send says pending has grown
+	pstop   chan struct{} // closed by Close
+	pdone   chan struct{} // closed when the presence goroutine has ended
 
 	nextID     atomic.Uint64
 	members    atomic.Int64
@@ -113,7 +134,9 @@ type JoinOptions struct {
 	// Envelopes writes the envelope protocol to the member (see
 	// Subprotocol): a welcome event first, then each room message as a
 	// JSON message event with its sequence and sender, and presence
-	// events (joins and leaves of members on this hub, with their count).
+	// events (joins and leaves of envelope members, with the member
+	// count; on every hub sharing the broker when it implements
+	// Presence).
 	Envelopes bool
 
 	// Since, with Envelopes, resumes from a position the member saw
@@ -140,9 +163,13 @@ type room struct {
 	name string
 	sub  Subscription
 
+	psub Subscription // to the room's presence; nil without Presence
+
 	mu        sync.Mutex
 	members   map[*Member]struct{}
-	envelopes int // members that take envelopes
+	envelopes int                    // members that take envelopes
+	remote    map[string]remoteCount // other hubs' members, by hub ID
+	synced    bool                   // the first presence update (Sync) is queued
 }
 
 // NewHub returns a Hub with opts (nil for every default).
@@ -166,14 +193,21 @@ func NewHub(opts *HubOptions) *Hub {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{
-		opts:   o,
+	h := &Hub{
 		idBase: rand.Text()[:8] + "-",
-		ctx:    ctx,
-		cancel: cancel,
+		hubID:  rand.Text()[:12],
 		rooms:  map[string]*room{},
 	}
+	if p, ok := o.Broker.(Presence); ok && opts != nil && opts.Broker != nil && o.PresenceInterval >= 0 {
+		h.pres = p
+		if o.PresenceInterval == 0 {
+			o.PresenceInterval = DefaultPresenceInterval
+		}
+		h.pwake, h.pstop, h.pdone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	}
+	h.opts = o
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h
 }
 
 // CanJoin reports the error Join would return for room now, without
@@ -257,6 +291,7 @@ func (h *Hub) JoinWith(ctx context.Context, roomName string, conn Conn, opts *Jo
 		if _, in := r.members[m]; in {
 			m.announced = true
 			r.presenceLocked(EventJoin, m)
+			r.announceLocked(PresenceUpdate{Joined: m.id})
 		}
 		r.mu.Unlock()
 	}
@@ -283,6 +318,18 @@ func (h *Hub) add(ctx context.Context, roomName string, conn Conn, envelopes boo
 			return nil, fmt.Errorf("rooms: subscribe to room %q: %w", roomName, err)
 		}
 		r.sub = sub
+		if h.pres != nil {
+			psub, err := h.pres.SubscribePresence(ctx, roomName, r.presence)
+			if err != nil {
+				_ = sub.Unsubscribe()
+				return nil, fmt.Errorf("rooms: subscribe to the presence of room %q: %w", roomName, err)
+			}
+			r.psub = psub
+			if !h.pstarted {
+				h.pstarted = true
+				go h.presenceLoop()
+			}
+		}
 		h.rooms[roomName] = r
 	}
 	m := &Member{
@@ -303,6 +350,9 @@ func (h *Hub) add(ctx context.Context, roomName string, conn Conn, envelopes boo
 	r.members[m] = struct{}{}
 	if envelopes {
 		r.envelopes++
+	} else { // an envelope member is announced once it is welcomed
+		r.eventLocked(EventMembers, "")
+		r.announceLocked(PresenceUpdate{})
 	}
 	r.mu.Unlock()
 	h.members.Add(1)
@@ -336,7 +386,7 @@ func (m *Member) prepare(ctx context.Context, since *StreamPosition) error {
 	}
 	m.epoch, m.last = top.Epoch, top.Offset
 	r.mu.Lock()
-	n := len(r.members)
+	n := r.totalLocked()
 	r.mu.Unlock()
 	m.pre = append(m.pre, encodeEvent(&Event{Type: EventWelcome, Member: m.id, Epoch: top.Epoch, Seq: top.Offset, Members: n}))
 	if since == nil {
@@ -441,9 +491,7 @@ func (r *room) queueLocked(d *delivery, skip *Member) {
 		}
 	}
 	for _, m := range gone {
-		if m.announced {
-			r.presenceLocked(EventLeave, m)
-		}
+		r.leftLocked(m)
 	}
 }
 
@@ -454,6 +502,11 @@ func (r *room) removeLocked(m *Member) {
 		r.envelopes--
 	}
 	r.hub.members.Add(-1)
+	var left string
+	if m.announced {
+		left = m.id
+	}
+	r.announceLocked(PresenceUpdate{Left: left})
 }
 
 // presenceLocked tells the room's other envelope members that m joined or
@@ -462,7 +515,19 @@ func (r *room) presenceLocked(typ string, m *Member) {
 	if r.envelopes == 0 || r.envelopes == 1 && m.envelopes && typ == EventJoin {
 		return
 	}
-	r.queueLocked(&delivery{env: encodeEvent(&Event{Type: typ, Member: m.id, Members: len(r.members)})}, m)
+	r.queueLocked(&delivery{env: encodeEvent(&Event{Type: typ, Member: m.id, Members: r.totalLocked()})}, m)
+}
+
+// leftLocked tells the room's envelope members that m, just removed, left:
+// a leave event for an envelope member that was announced, a members
+// event for a member without envelopes. It runs under r.mu.
+func (r *room) leftLocked(m *Member) {
+	switch {
+	case m.announced:
+		r.presenceLocked(EventLeave, m)
+	case !m.envelopes:
+		r.eventLocked(EventMembers, "")
+	}
 }
 
 // leave takes m out of its room, if it is still there, and drops the room
@@ -474,31 +539,39 @@ func (h *Hub) leave(m *Member) {
 	r.mu.Lock()
 	if _, ok := r.members[m]; ok {
 		r.removeLocked(m)
-		if m.announced {
-			r.presenceLocked(EventLeave, m)
-		}
+		r.leftLocked(m)
 	}
 	empty := len(r.members) == 0
 	r.mu.Unlock()
 	if empty && h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
 		_ = r.sub.Unsubscribe() // nothing to do about an error: the room has no one left
+		if r.psub != nil {
+			_ = r.psub.Unsubscribe()
+		}
 	}
 }
 
 // Close takes every member out of its room (their connections stay open
 // and theirs to close), abandons writes in progress, waits for the
-// members' goroutines to end, and unsubscribes from the broker. Later calls
+// members' goroutines to end, and unsubscribes from the broker. With a
+// Presence broker it first publishes the members' leaves (each within a
+// few seconds), so other hubs stop counting them at once. Later calls
 // to Join and Publish return ErrClosed. Close returns nil; calling it again
 // does nothing.
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	if h.closed {
+		presence := h.pstarted
 		h.mu.Unlock()
 		h.wg.Wait()
+		if presence {
+			<-h.pdone
+		}
 		return nil
 	}
 	h.closed = true
+	presence := h.pstarted
 	var all []*Member
 	for _, r := range h.rooms {
 		r.mu.Lock()
@@ -513,6 +586,10 @@ func (h *Hub) Close() error {
 	}
 	h.cancel()
 	h.wg.Wait()
+	if presence { // the members' leaves are queued: publish them, then stop
+		close(h.pstop)
+		<-h.pdone
+	}
 	return nil
 }
 

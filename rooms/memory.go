@@ -39,7 +39,8 @@ type MemoryBrokerOptions struct {
 // MemoryBroker is a Broker inside one process: publications go to the
 // subscribers of this broker only, so hubs that share one MemoryBroker
 // share their rooms, as hubs on one NATS cluster do. It is the default
-// broker of a Hub.
+// broker of a Hub. It implements Presence the same way, so hubs that
+// share it count each other's members.
 //
 // With MemoryBrokerOptions.HistorySize set it keeps each room's latest
 // publications in a ring (bounded by count, age and bytes) and implements
@@ -54,14 +55,16 @@ type MemoryBrokerOptions struct {
 type MemoryBroker struct {
 	opts MemoryBrokerOptions
 
-	mu     sync.Mutex
-	topics map[string]*memTopic
-	rings  map[string]*memRing // under mu; each ring's content under its topic's pub lock or mu (see memRing)
+	mu       sync.Mutex
+	topics   map[string]*memTopic
+	rings    map[string]*memRing // under mu; each ring's content under its topic's pub lock or mu (see memRing)
+	presence map[string]*memPresence
 }
 
 var (
-	_ Broker  = (*MemoryBroker)(nil)
-	_ History = (*MemoryBroker)(nil)
+	_ Broker   = (*MemoryBroker)(nil)
+	_ History  = (*MemoryBroker)(nil)
+	_ Presence = (*MemoryBroker)(nil)
 )
 
 type memTopic struct {
@@ -82,6 +85,18 @@ type memRing struct {
 	pubs  []Publication // oldest first, Position set
 	at    []time.Time   // when each was published
 	bytes int
+}
+
+// memPresence is one room's presence subscribers.
+type memPresence struct {
+	pub  sync.Mutex        // held while delivering: deliveries do not overlap
+	subs []*memPresenceSub // copy on write, under MemoryBroker.mu
+}
+
+type memPresenceSub struct {
+	b       *MemoryBroker
+	room    string
+	deliver func(PresenceUpdate)
 }
 
 // NewMemoryBroker returns an empty MemoryBroker with opts (nil: no
@@ -275,6 +290,72 @@ func (s *memSub) Unsubscribe() error {
 	t.subs = slices.Delete(slices.Clone(t.subs), i, i+1)
 	if len(t.subs) == 0 {
 		delete(b.topics, s.room)
+	}
+	return nil
+}
+
+// PublishPresence implements Presence: it delivers u to every presence
+// subscriber of room before it returns. It never fails, unless ctx has
+// already ended.
+func (b *MemoryBroker) PublishPresence(ctx context.Context, room string, u PresenceUpdate) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	p := b.presence[room]
+	b.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.pub.Lock()
+	defer p.pub.Unlock()
+	b.mu.Lock()
+	subs := p.subs
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.deliver(u)
+	}
+	return nil
+}
+
+// SubscribePresence implements Presence. It never fails, unless ctx has
+// already ended.
+func (b *MemoryBroker) SubscribePresence(ctx context.Context, room string, deliver func(PresenceUpdate)) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &memPresenceSub{b: b, room: room, deliver: deliver}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.presence == nil {
+		b.presence = map[string]*memPresence{}
+	}
+	p := b.presence[room]
+	if p == nil {
+		p = &memPresence{}
+		b.presence[room] = p
+	}
+	p.subs = append(slices.Clip(p.subs), s)
+	return s, nil
+}
+
+// Unsubscribe removes the presence subscription. It is safe to call more
+// than once.
+func (s *memPresenceSub) Unsubscribe() error {
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.presence[s.room]
+	if p == nil {
+		return nil
+	}
+	i := slices.Index(p.subs, s)
+	if i < 0 {
+		return nil
+	}
+	p.subs = slices.Delete(slices.Clone(p.subs), i, i+1)
+	if len(p.subs) == 0 {
+		delete(b.presence, s.room)
 	}
 	return nil
 }

@@ -93,6 +93,15 @@ type Config struct {
 	RoomHistory    int
 	RoomHistoryTTL time.Duration
 
+	// RoomPresenceInterval is how often the server tells the other
+	// servers on its RoomBroker (when it carries presence, as natsbroker
+	// does) how many members it has in each room; the others count them
+	// for three intervals after the last word, so the members of a server
+	// that died or lost the broker stop counting within four intervals.
+	// Joins and leaves are told at once. Default 5s; -1 off (each server
+	// counts its own members only).
+	RoomPresenceInterval time.Duration
+
 	TLSCert, TLSKey string // serve https/wss with this certificate and key (PEM files)
 	TLSSelfSigned   bool   // serve https/wss with a certificate generated in memory for localhost
 
@@ -145,6 +154,7 @@ const (
 	DefaultHTTPAddr         = ":80"
 	DefaultRoomHistory      = rooms.DefaultHistorySize
 	DefaultRoomHistoryTTL   = rooms.DefaultHistoryTTL
+	DefaultRoomPresence     = rooms.DefaultPresenceInterval
 	maxScenarioDelay        = 30 * time.Second
 	maxGreeting             = 64 << 10
 )
@@ -235,6 +245,9 @@ func (c Config) withDefaults() Config {
 	if c.RoomHistoryTTL == 0 {
 		c.RoomHistoryTTL = DefaultRoomHistoryTTL
 	}
+	if c.RoomPresenceInterval == 0 {
+		c.RoomPresenceInterval = DefaultRoomPresence
+	}
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.PingInterval, DefaultPingInterval)
@@ -299,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if c.RoomHistoryTTL < 0 {
 		return bad("{RoomHistoryTTL} must be positive")
+	}
+	if c.RoomPresenceInterval < 0 && c.RoomPresenceInterval != -1 {
+		return bad("{RoomPresenceInterval} must be positive, or -1 for off")
 	}
 	if c.MessageRate < 0 && c.MessageRate != -1 {
 		return bad("{MessageRate} must be positive, or -1 for no limit")

@@ -83,6 +83,8 @@ func New(cfg Config) (*Server, error) {
 		MaxRooms:     cfg.MaxRooms,
 		QueueSize:    cfg.RoomQueue,
 		WriteTimeout: cfg.WriteTimeout,
+
+		PresenceInterval: cfg.RoomPresenceInterval,
 	})
 	s.m = newMetrics(s.hub, cfg.RoomBroker, s.sumTraffic)
 	s.routes()

@@ -204,7 +204,7 @@ var configFlags = map[string]string{
 	"MessageRate": "message-rate", "MessageBurst": "message-burst",
 	"TrustedProxies": "trusted-proxies", "ProxyProtocol": "proxy-protocol", "LimitLoopback": "limit-loopback",
 	"MaxRoomMembers": "max-room-members", "MaxRooms": "max-rooms", "RoomQueue": "room-queue",
-	"RoomHistory": "room-history", "RoomHistoryTTL": "room-history-ttl",
+	"RoomHistory": "room-history", "RoomHistoryTTL": "room-history-ttl", "RoomPresenceInterval": "room-presence-interval",
 	"HandshakeTimeout": "handshake-timeout", "IdleTimeout": "idle-timeout",
 	"PingInterval": "ping-interval", "PingTimeout": "ping-timeout", "WriteTimeout": "write-timeout",
 	"AllowedOrigins": "allowed-origins", "TLSCert": "tls-cert", "TLSKey": "tls-key", "TLSSelfSigned": "tls-self-signed",

@@ -79,6 +79,8 @@ func (o *serveOptions) command() *cobra.Command {
 		RoomQueue:        server.DefaultRoomQueue,
 		RoomHistory:      server.DefaultRoomHistory,
 		RoomHistoryTTL:   server.DefaultRoomHistoryTTL,
+
+		RoomPresenceInterval: server.DefaultRoomPresence,
 	}
 	o.logFormat, o.logLevel = "text", slog.LevelInfo
 
@@ -129,6 +131,9 @@ func (o *serveOptions) command() *cobra.Command {
 		"messages each room keeps for members that resume (wschan.room.v1): in memory, or on JetStream with --nats; -1 for none")
 	fs.Var(durationValue(&c.RoomHistoryTTL, false), name("room-history-ttl"),
 		"how long a room keeps a message for members that resume")
+	fs.Var(durationValue(&c.RoomPresenceInterval, true), name("room-presence-interval"),
+		"with --nats: how often to tell the other instances this one's member count in each room; "+
+			"an instance not heard from for 3 intervals stops counting; off: count this instance's members only")
 
 	n := &o.nats
 	fs.StringVar(&n.URLs, name("nats"), "",
@@ -244,9 +249,14 @@ A client that offers the subprotocol wschan.room.v1 speaks JSON instead:
 it sends {"type":"join"} (or {"type":"join","epoch":E,"seq":N} to get what
 it missed since message N) and {"type":"message","text":"..."}, and hears
 a welcome with the room's position, each message with its seq and sender,
-joins and leaves with the member count, and a "gap" event when the history
+joins and leaves with the member count ("members" when the count changes
+otherwise), and a "gap" event when the history
 (--room-history messages, at most --room-history-ttl old; JetStream with
 --nats, which must then run JetStream) does not reach back far enough.
+With --nats, presence and the count span every instance: each tells the
+others of joins and leaves at once and of its count every
+--room-presence-interval; an instance not heard from for three intervals
+(it died, or lost NATS) stops counting.
 
 Automatic HTTPS: with --acme-domain ws.example.com (the name's DNS must
 point at this machine) the server gets a certificate from Let's Encrypt

@@ -121,6 +121,8 @@ func TestServeConfig(t *testing.T) {
 		RoomQueue:        server.DefaultRoomQueue,
 		RoomHistory:      server.DefaultRoomHistory,
 		RoomHistoryTTL:   server.DefaultRoomHistoryTTL,
+
+		RoomPresenceInterval: server.DefaultRoomPresence,
 	}
 	every := server.Config{
 		Addr:             "0.0.0.0:9000",
@@ -157,6 +159,8 @@ func TestServeConfig(t *testing.T) {
 		HTTPAddr:         ":8081",
 		RoomHistory:      -1,
 		RoomHistoryTTL:   time.Hour,
+
+		RoomPresenceInterval: 2 * time.Second,
 	}
 	everyArgs := []string{
 		"--addr", "0.0.0.0:9000", "--compression", "--engine", "poll", "--greeting", "hi there", "--no-scenarios",
@@ -170,7 +174,7 @@ func TestServeConfig(t *testing.T) {
 		"--acme-domain", "ws.example.com", "--acme-domain", "www.example.com", "--acme-email", "admin@example.com",
 		"--acme-ca", "https://ca.example.com/dir", "--acme-ca-root", "ca.pem", "--acme-dir", "/var/lib/wschan/acme",
 		"--http-addr", ":8081",
-		"--room-history", "-1", "--room-history-ttl", "1h",
+		"--room-history", "-1", "--room-history-ttl", "1h", "--room-presence-interval", "2s",
 	}
 	everyEnv := map[string]string{
 		"WSCHAN_ADDR": "0.0.0.0:9000", "WSCHAN_COMPRESSION": "true", "WSCHAN_ENGINE": "poll", "WSCHAN_GREETING": "hi there",
@@ -186,7 +190,7 @@ func TestServeConfig(t *testing.T) {
 		"WSCHAN_ACME_DOMAIN": "ws.example.com,www.example.com", "WSCHAN_ACME_EMAIL": "admin@example.com",
 		"WSCHAN_ACME_CA": "https://ca.example.com/dir", "WSCHAN_ACME_CA_ROOT": "ca.pem",
 		"WSCHAN_ACME_DIR": "/var/lib/wschan/acme", "WSCHAN_HTTP_ADDR": ":8081",
-		"WSCHAN_ROOM_HISTORY": "-1", "WSCHAN_ROOM_HISTORY_TTL": "1h",
+		"WSCHAN_ROOM_HISTORY": "-1", "WSCHAN_ROOM_HISTORY_TTL": "1h", "WSCHAN_ROOM_PRESENCE_INTERVAL": "2s",
 	}
 	with := func(c server.Config, f func(*server.Config)) server.Config { f(&c); return c }
 

@@ -12,6 +12,12 @@
 // subscription whose messages NATS dropped): Lost and Options.OnLost
 // report them, so nothing lost is silent.
 //
+// Presence (rooms.Presence): the hubs of a room exchange their joins,
+// leaves and member counts on Prefix + "_presence." + name, as small JSON
+// updates on core NATS (no JetStream needed). The hubs keep the counts
+// and expire a hub that stops announcing (see rooms.Presence), so the
+// members of an instance that dies or loses NATS stop counting elsewhere.
+//
 // Connect starts the connection in the background and keeps retrying
 // (RetryOnFailedConnect): a server with --nats starts even when NATS is
 // unreachable, and Check says why rooms are not carried. Publishes made

@@ -545,6 +545,9 @@ function main() {
         r.members = ev.members ?? 0;
         addEntry({ dir: 'event', key: ev.type === 'join' ? 'evJoined' : 'evLeft', params: { member: ev.member, n: r.members } });
         break;
+      case 'members': // the count changed without a named join or leave (another instance, a plain client)
+        r.members = ev.members ?? r.members;
+        break;
       case 'gap':
         addEntry({ dir: 'event', key: 'evGap', params: { from: ev.from_seq ?? 0, to: ev.to_seq ?? 0 } });
         break;
