@@ -258,3 +258,29 @@ func TestEventLoopStuckSend(t *testing.T) {
 		})
 	}
 }
+
+// TestEventLoopHeaderThenSilence: a peer that sends a frame's header and
+// part of its payload, then nothing (not even pongs), is dropped by the
+// keepalive on every engine: a partial frame does not keep a connection
+// alive.
+func TestEventLoopHeaderThenSilence(t *testing.T) {
+	t.Parallel()
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			opts := &wschan.AcceptOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond}
+			wschan.UseEngine(opts, eng)
+			u, accepted := acceptedServer(t, opts)
+			raw := wstest.DialRaw(t, u, nil)
+			half := wstest.Frame{Fin: true, Opcode: 0x2, Masked: true, Payload: make([]byte, 1000)}.Encode()[:2+2+4+10]
+			if err := raw.Write(half); err != nil {
+				t.Fatal(err)
+			}
+			ch := serverChannel(t, accepted)
+			wstest.WaitDone(t, ch)
+			if !errors.Is(ch.Err(), wschan.ErrTimeout) || ch.CloseCode() != wschan.StatusAbnormalClosure {
+				t.Fatalf("Err() = %v code %v, want ErrTimeout 1006", ch.Err(), ch.CloseCode())
+			}
+		})
+	}
+}
