@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -166,7 +167,9 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 	se.conn = nil // from now on the channel drops it (CloseNow); the poll engine has left it already
 	s.mu.Unlock()
 	se.ready.Done()
-	s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
+	if s.log.Enabled(r.Context(), slog.LevelInfo) { // the attributes cost more than a disabled log line
+		s.log.Info("connection open", c.logAttrs("path", r.URL.Path, "proto", r.Proto, "protocol", ch.Protocol())...)
+	}
 	switch {
 	case s.draining.Load():
 		// The drain began during the handshake and did not see ch.
@@ -207,8 +210,10 @@ func (se *session) ended() {
 	s, ch := se.s, se.ch.Load()
 	s.m.closed(ch)
 	s.m.open.Dec()
-	s.log.Info("connection closed", se.client.logAttrs("duration", time.Since(se.start).Round(time.Millisecond),
-		"in", se.traffic.in.Load(), "out", se.traffic.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())...)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("connection closed", se.client.logAttrs("duration", time.Since(se.start).Round(time.Millisecond),
+			"in", se.traffic.in.Load(), "out", se.traffic.out.Load(), "code", int(ch.CloseCode()), "reason", ch.CloseReason(), "err", ch.Err())...)
+	}
 	s.untrack(se)
 	s.release(se.client)
 }

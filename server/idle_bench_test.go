@@ -15,7 +15,9 @@ import (
 
 // BenchmarkIdleConnections measures what an open, idle WebSocket
 // connection costs the server on each engine: live heap and goroutines
-// per connection once the handshakes are over and the garbage collected.
+// per connection once the handshakes are over and the garbage collected,
+// and what was allocated per connection to get there (the handshakes'
+// garbage, which sets how high the heap climbs when many arrive at once).
 // The clients are bare TCP sockets in the same process (no WebSocket
 // state of their own); the "tcp" row holds the same sockets against a
 // listener that only accepts, so (engine − tcp) is what the WebSocket
@@ -28,15 +30,16 @@ func BenchmarkIdleConnections(b *testing.B) {
 	for _, row := range rows {
 		b.Run(row, func(b *testing.B) {
 			for range b.N {
-				heap, gor := idleCost(b, row, conns)
+				heap, alloc, gor := idleCost(b, row, conns)
 				b.ReportMetric(heap, "heap-B/conn")
+				b.ReportMetric(alloc, "alloc-B/conn")
 				b.ReportMetric(gor, "goroutines/conn")
 			}
 		})
 	}
 }
 
-func idleCost(b *testing.B, row string, n int) (heapPerConn, goroutinesPerConn float64) {
+func idleCost(b *testing.B, row string, n int) (heapPerConn, allocPerConn, goroutinesPerConn float64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -66,6 +69,7 @@ func idleCost(b *testing.B, row string, n int) (heapPerConn, goroutinesPerConn f
 		}()
 	}
 	before := settledHeap()
+	alloc0 := totalAlloc()
 	g0 := runtime.NumGoroutine()
 	clients := make([]net.Conn, 0, n)
 	req := []byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -97,6 +101,7 @@ func idleCost(b *testing.B, row string, n int) (heapPerConn, goroutinesPerConn f
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the server settle
+	allocPerConn = float64(totalAlloc()-alloc0) / float64(n)
 	after := settledHeap()
 	g1 := runtime.NumGoroutine()
 	heapPerConn = float64(int64(after)-int64(before)) / float64(n)
@@ -111,7 +116,15 @@ func idleCost(b *testing.B, row string, n int) (heapPerConn, goroutinesPerConn f
 	for _, c := range held {
 		_ = c.Close()
 	}
-	return heapPerConn, goroutinesPerConn
+	return heapPerConn, allocPerConn, goroutinesPerConn
+}
+
+// totalAlloc is the bytes allocated so far: what the handshakes cost in
+// garbage, before the collector runs (see alloc-B/conn).
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
 }
 
 // settledHeap is the live heap after the garbage is collected.

@@ -207,7 +207,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.acme.httpHandler(s.mux),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.log.Info("listening for ACME HTTP-01 challenges and health checks; redirecting the rest to https", "addr", hln.Addr().String(), "domains", s.cfg.ACMEDomains, "ca", s.cfg.ACMECA)
@@ -240,11 +240,17 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, tlsCfg)
 		scheme = "https"
 	}
+	var early *earlyListener
+	if s.earlyHandshakes() {
+		early = s.newEarlyListener(context.WithoutCancel(ctx), ln)
+		defer early.Close()
+		ln = early
+	}
 	hs := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		TLSConfig:         tlsCfg,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -271,6 +277,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	_ = hs.Shutdown(dctx)
 	<-closed
 	_ = s.hub.Close() // members have left with their connections; ends any write still stuck
+	if early != nil {
+		_ = early.Close() // Shutdown has closed it, unless Serve had not begun
+		early.wait()      // the handshakes in handlers ended with their connections
+	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -1,0 +1,176 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/wstest"
+	"github.com/wschan/wschan/server"
+)
+
+// What a server reading handshakes early (the poll engine over plain TCP,
+// early.go) must do as the http.Server did. The tests run on every engine:
+// the goroutine engine is the reference.
+
+const upgradeRequest = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+// A client that sends its first message in the same packet as its
+// handshake gets the message echoed.
+func TestHandshakeWithFrameBehind(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	frame := wstest.Frame{Fin: true, Opcode: 0x1, Masked: true, Payload: []byte("right behind the handshake")}.Encode()
+	if _, err := c.Write(append([]byte(upgradeRequest), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answered %v, %v", resp, err)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != wstest.AcceptKey("dGhlIHNhbXBsZSBub25jZQ==") {
+		t.Fatalf("Sec-WebSocket-Accept %q", got)
+	}
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, hdr[1]&0x7f)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x81 || string(payload) != "right behind the handshake" {
+		t.Fatalf("echo %#x %q", hdr[0], payload)
+	}
+}
+
+// A refused upgrade gets a whole HTTP answer (status, headers, body) and
+// the connection ends; a request that is not an upgrade still gets the
+// page on a connection that stays open.
+func TestRefusedUpgradeAnswer(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{AllowedOrigins: []string{"example.com"}})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := strings.Replace(upgradeRequest, "Host: x\r\n", "Host: x\r\nOrigin: https://evil.example\r\n", 1)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "origin") {
+		t.Fatalf("answer %d %q, %v; want 403 naming the origin", resp.StatusCode, body, err)
+	}
+
+	// Two plain requests on one connection: the second is served too.
+	p, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_ = p.SetReadDeadline(time.Now().Add(10 * time.Second))
+	pr := bufio.NewReader(p)
+	for i := range 2 {
+		if _, err := io.WriteString(p, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(pr, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %v, %v", i, resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// Oversized request heads get the http.Server's 431.
+func TestOversizedHandshake(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := strings.Replace(upgradeRequest, "Host: x\r\n", "Host: x\r\nX-Filler: "+strings.Repeat("a", 40<<10)+"\r\n", 1)
+	go io.WriteString(c, big) // the server may answer before it has read it all
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("answer %v, %v; want 431", resp, err)
+	}
+}
+
+// A server stops at once with clients that are halfway through their
+// handshake (it does not wait out the handshake timeout).
+func TestServeReturnsWithHandshakesHalfSent(t *testing.T) {
+	t.Parallel()
+	s, err := server.New(server.Config{HandshakeTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	var conns []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// One whole WebSocket beside them, so that the drain has work too.
+	ch := wstest.Dial(t, "ws://"+ln.Addr().String()+"/ws", nil)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return with half-sent handshakes open")
+	}
+	wstest.WaitDone(t, ch)
+	if ce, ok := errors.AsType[*wschan.CloseError](ch.Err()); !ok || ce.Code != wschan.StatusGoingAway {
+		t.Fatalf("open connection ended with %v, want 1001", ch.Err())
+	}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("half-sent handshake %d not closed: %v", i, err)
+		}
+	}
+}
