@@ -14,6 +14,15 @@ import (
 
 // Conn is a member's connection: a *wschan.Channel, or anything that sends
 // and closes like one.
+//
+// A member that falls behind is closed with 1008 and a reason once the
+// message being written to it is out; the close frame then waits behind
+// whatever the connection's socket still holds. Keep that small (on Linux,
+// a TCP_NOTSENT_LOWAT of some tens of KiB on the socket, as wschan serve
+// sets): behind a send buffer of megabytes, a member that reads slowly
+// cannot take the message in progress within the write timeout, so the hub
+// abandons it and the member sees its connection drop (1006) with no
+// reason.
 type Conn interface {
 	// Send writes one message; ctx bounds the wait for a peer that does not
 	// read.
@@ -117,6 +126,12 @@ func (m *Member) Err() error {
 }
 
 // halt stops delivery to m for reason; the first reason wins.
+//
+// A member stopped for a full queue loses what is queued at once: none of
+// it will be written (its close frame says how many messages were
+// waiting), so the memory goes back now, not after the write in progress
+// and the closing handshake, which may take the write timeout and the
+// close timeout.
 func (m *Member) halt(why stopReason) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -125,6 +140,21 @@ func (m *Member) halt(why stopReason) {
 	}
 	m.halted, m.why = true, why
 	close(m.stop)
+	if why == stopSlowQueue {
+		m.dropQueued()
+	}
+}
+
+// dropQueued empties m's queue. The writer may take from it meanwhile:
+// it then sees m halted and writes nothing.
+func (m *Member) dropQueued() {
+	for {
+		select {
+		case <-m.q:
+		default:
+			return
+		}
+	}
 }
 
 func (m *Member) stopped() (stopReason, bool) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -12,6 +13,13 @@ import (
 	"github.com/wschan/wschan"
 	"github.com/wschan/wschan/rooms"
 )
+
+// roomUnsent is how many bytes a room member's socket may hold that it
+// has not sent yet (limitUnsent): a member's backlog stays in its room
+// queue, where the hub sees it and closes a slow member with 1008 and a
+// reason it can read soon. 64 KiB is one loopback segment; it does not
+// limit the bytes in flight, so fast links stay full.
+const roomUnsent = 64 << 10
 
 // handleRoom serves /ws/room/{name}: every message a member sends goes to
 // every member of the room, itself included. The name and the limits are
@@ -36,6 +44,10 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("room join refused", s.client(r).logAttrs("room", name, "reason", err)...)
 			return
 		}
+	}
+	// Over HTTP/2 the socket carries other streams too: it stays as it is.
+	if c, ok := r.Context().Value(proxyConnKey).(net.Conn); ok && r.ProtoMajor == 1 {
+		limitUnsent(c, roomUnsent)
 	}
 	s.serveEcho(w, r, echoOptions{room: name}) // draining answers 503 there
 }

@@ -40,6 +40,20 @@ type Raw struct {
 // optional) and returns the raw connection, or fails the test.
 func DialRaw(t testing.TB, wsURL string, header http.Header) *Raw {
 	t.Helper()
+	return dialRaw(t, wsURL, header, 0)
+}
+
+// DialRawReadBuffer is DialRaw with the socket's receive buffer set to
+// about rcvbuf bytes before the handshake (the kernel may round it up),
+// for a peer that reads slowly: little can pile up on its side, so the
+// server feels its pace soon.
+func DialRawReadBuffer(t testing.TB, wsURL string, rcvbuf int) *Raw {
+	t.Helper()
+	return dialRaw(t, wsURL, nil, rcvbuf)
+}
+
+func dialRaw(t testing.TB, wsURL string, header http.Header, rcvbuf int) *Raw {
+	t.Helper()
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +61,12 @@ func DialRaw(t testing.TB, wsURL string, header http.Header) *Raw {
 	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
 	if err != nil {
 		t.Fatalf("raw dial: %v", err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok && rcvbuf > 0 {
+		if err := tc.SetReadBuffer(rcvbuf); err != nil {
+			_ = c.Close()
+			t.Fatalf("raw dial: receive buffer: %v", err)
+		}
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
