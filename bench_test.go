@@ -3,7 +3,9 @@ package wschan_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,5 +156,79 @@ func TestEchoAllocs(t *testing.T) {
 	// for the runtime's own (timers, GC) landing inside a run.
 	if n := testing.AllocsPerRun(500, roundTrip); n > 4.5 {
 		t.Fatalf("%.2f allocations per round trip, want at most the engine's 4", n)
+	}
+}
+
+// sendingServer returns a server channel on engine eng whose peer reads
+// and drops everything.
+func sendingServer(tb testing.TB, eng wschan.Engine) *wschan.Channel {
+	tb.Helper()
+	accepted := make(chan *wschan.Channel, 1)
+	opts := &wschan.AcceptOptions{}
+	wschan.UseEngine(opts, eng)
+	u, _ := wstest.Server(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ch, err := wschan.Accept(w, r, opts); err == nil {
+			accepted <- ch
+		}
+	}))
+	raw := wstest.DialRaw(tb, u, nil)
+	go func() { _, _ = io.Copy(io.Discard, raw.Conn) }()
+	ch := <-accepted
+	tb.Cleanup(ch.CloseNow)
+	return ch
+}
+
+// BenchmarkSendContext: what a Send with a context that can end costs
+// beside one with context.Background(), a server sending 64 B messages
+// to a peer that reads them. The poll engine waits for its socket itself
+// (ctxWriter); the goroutine engine arms a deadline around the write.
+func BenchmarkSendContext(b *testing.B) {
+	for _, eng := range wschan.Engines {
+		for _, mode := range []string{"background", "cancellable"} {
+			b.Run("engine="+string(eng)+"/ctx="+mode, func(b *testing.B) {
+				ch := sendingServer(b, eng)
+				ctx := context.Background()
+				if mode == "cancellable" {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
+				}
+				p := make([]byte, 64)
+				b.ReportAllocs()
+				c0 := cpuTime()
+				for b.Loop() {
+					if err := ch.Send(ctx, wschan.Binary, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// TestSendContextAllocs: on the poll engine a Send with a context that
+// can end allocates nothing (no deadline, no AfterFunc per message).
+func TestSendContextAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own: scripts/test runs this test without it")
+	}
+	if !slices.Contains(wschan.Engines, wschan.EnginePoll) {
+		t.Skip("no poll engine")
+	}
+	ch := sendingServer(t, wschan.EnginePoll)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := make([]byte, 64)
+	send := func() {
+		if err := ch.Send(ctx, wschan.Binary, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		send()
+	}
+	if n := testing.AllocsPerRun(1000, send); n > 0.1 {
+		t.Fatalf("%.2f allocations per Send with a cancellable context, want none", n)
 	}
 }

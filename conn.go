@@ -215,6 +215,19 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 		return fmt.Errorf("wschan: send: %w", ctx.Err())
 	}
 	defer c.releaseSend()
+	if cw, ok := c.e.(ctxWriter); ok {
+		err := cw.writeMessageUntil(done, typ, data)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errWriteStopped):
+			cerr := ctx.Err()
+			c.aborted.Store(&cerr)
+			c.e.abort()
+			return fmt.Errorf("wschan: send: %w", cerr)
+		}
+		return c.sendErr(err)
+	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(fired)

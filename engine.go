@@ -1,6 +1,7 @@
 package wschan
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -167,3 +168,16 @@ var clockBase = time.Now()
 // monotime is a monotonic clock reading in nanoseconds, cheap to store in
 // an atomic.
 func monotime() int64 { return int64(time.Since(clockBase)) }
+
+// ctxWriter is an engine that can stop waiting for a peer that does not
+// read by itself, when a channel closes: a Send with a context that can
+// end then needs no deadline armed around its write (context.AfterFunc
+// costs four allocations and a lock per message).
+type ctxWriter interface {
+	// writeMessageUntil is writeMessage that gives up with errWriteStopped
+	// when stop is closed; the caller then drops the connection, as when
+	// a deadline ends a write on other engines.
+	writeMessageUntil(stop <-chan struct{}, typ MessageType, p []byte) error
+}
+
+var errWriteStopped = errors.New("write stopped")

@@ -411,10 +411,16 @@ func (c *pollConn) wakeWriter() {
 }
 
 func (c *pollConn) writeMessage(typ MessageType, p []byte) error {
+	return c.writeMessageUntil(nil, typ, p)
+}
+
+// writeMessageUntil is writeMessage that stops waiting for a peer that
+// does not read when stop is closed (see ctxWriter).
+func (c *pollConn) writeMessageUntil(stop <-chan struct{}, typ MessageType, p []byte) error {
 	if c.closeOut.Load() {
 		return errCloseSent
 	}
-	return c.write(byte(typ), p, c.def != nil && len(p) >= c.threshold)
+	return c.write(byte(typ), p, c.def != nil && len(p) >= c.threshold, stop)
 }
 
 func (c *pollConn) writePing(p []byte) error { return c.writeFrame(opPing, p) }
@@ -440,7 +446,7 @@ func (c *pollConn) writeCloseFrame(payload []byte) error {
 		code, reason = StatusCode(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
 	c.closer().ledger.record(code, reason)
-	err := c.write(opClose, payload, false)
+	err := c.write(opClose, payload, false, nil)
 	if !c.hold.Load() {
 		c.abort()
 	}
@@ -463,18 +469,19 @@ func (c *pollConn) writeFrame(op byte, p []byte) error {
 	if c.closeOut.Load() {
 		return errCloseSent
 	}
-	return c.write(op, p, false)
+	return c.write(op, p, false, nil)
 }
 
 // write sends one unmasked frame, whole (compressed if compress): it waits
 // for the socket to drain while the peer does not read, up to the write
-// deadline. A write that fails leaves the stream mid-frame, or the peer
-// unreachable: the connection is dropped, as on the gws engine.
-func (c *pollConn) write(op byte, p []byte, compress bool) (err error) {
+// deadline, or until stop is closed. A write that fails leaves the stream
+// mid-frame, or the peer unreachable: the connection is dropped, as on the
+// gws engine. One that stop ends is left to the caller (errWriteStopped).
+func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{}) (err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errWriteStopped) {
 			c.abort() // after fdmu is released (deferred below)
 		}
 	}()
@@ -515,6 +522,11 @@ func (c *pollConn) write(op byte, p []byte, compress bool) (err error) {
 		if c.aborted.Load() {
 			return errConnShutDown
 		}
+		select {
+		case <-stop:
+			return errWriteStopped
+		default:
+		}
 		if d := c.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
 			return fmt.Errorf("write: %w", os.ErrDeadlineExceeded)
 		}
@@ -527,7 +539,7 @@ func (c *pollConn) write(op byte, p []byte, compress bool) (err error) {
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EAGAIN):
-			c.waitWritable()
+			c.waitWritable(stop)
 		case errors.Is(err, unix.EINTR):
 		default:
 			return fmt.Errorf("write: %w", err)
@@ -558,7 +570,7 @@ func writev(fd int, a, b []byte) (int, error) {
 
 // waitWritable waits until the socket may take writes, the write deadline
 // passes, or the connection is aborted.
-func (c *pollConn) waitWritable() {
+func (c *pollConn) waitWritable(stop <-chan struct{}) {
 	w := c.wwait.Load()
 	if w == nil {
 		ch := make(chan struct{}, 1)
@@ -580,6 +592,7 @@ func (c *pollConn) waitWritable() {
 	select {
 	case <-*w:
 	case <-timeout:
+	case <-stop:
 	}
 }
 
