@@ -194,10 +194,33 @@ func readHead(c net.Conn, timeout time.Duration, limit int) (buf []byte, end int
 		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
 			return buf, from + i + 4, nil
 		}
+		if !plausibleRequest(buf) {
+			return buf, 0, nil // the http.Server answers it now (a TLS hello, say), as before
+		}
 		if rerr != nil {
 			return buf, 0, rerr
 		}
 	}
+}
+
+// plausibleRequest reports whether b can be the start of an HTTP/1.x
+// request: a method in capitals, and a request line ending in HTTP/1.x
+// once it is whole. What cannot goes to the http.Server at once, which
+// answers it 400 without waiting for a head that will not come.
+func plausibleRequest(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if b[0] < 'A' || b[0] > 'Z' {
+		return false
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return true
+	}
+	line := bytes.TrimSuffix(b[:i], []byte("\r"))
+	sp := bytes.LastIndexByte(line, ' ')
+	return sp > 0 && bytes.HasPrefix(line[sp+1:], []byte("HTTP/1.")) && bytes.Count(line, []byte(" ")) == 2
 }
 
 // handOn gives c to the http.Server, which reads read first.

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -173,4 +174,43 @@ func TestServeReturnsWithHandshakesHalfSent(t *testing.T) {
 			t.Fatalf("half-sent handshake %d not closed: %v", i, err)
 		}
 	}
+}
+
+// Bytes that cannot be an HTTP request (a TLS hello sent to a plain
+// server, a malformed request line) get the http.Server's answer at once,
+// not silence until the handshake timeout: clients such as `wschan
+// connect` tell the user from that answer that the server does not speak
+// TLS.
+func TestNotHTTPAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{HandshakeTimeout: time.Hour})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	t.Run("tls hello", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err = tls.Client(c, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(ctx)
+		if _, ok := errors.AsType[tls.RecordHeaderError](err); !ok {
+			t.Fatalf("TLS handshake with a plain server: %v; want a record header error (a plain answer)", err)
+		}
+	})
+	t.Run("bad request line", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "HELLO\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("answer %v, %v; want 400 at once", resp, err)
+		}
+	})
 }

@@ -88,6 +88,12 @@ func TestScripts(t *testing.T) {
 // ephemeral range (see wstest.ListenBelowEphemeral). Both are held until
 // both are known, so they differ.
 func setupScript(e *testscript.Env) error {
+	// The scripts run over each engine in turn: scripts/test sets
+	// WSCHAN_TEST_ENGINE for the second pass, and `wschan serve` takes
+	// its engine from WSCHAN_ENGINE (a flag in a script still wins).
+	if eng := os.Getenv("WSCHAN_TEST_ENGINE"); eng != "" {
+		e.Setenv("WSCHAN_ENGINE", eng)
+	}
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
