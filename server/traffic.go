@@ -22,7 +22,21 @@ var sizeBounds = prometheus.ExponentialBuckets(16, 4, 10)
 type traffic struct {
 	in, out           atomic.Int64
 	bytesIn, bytesOut atomic.Int64
-	sizes             [sizeSlots]atomic.Int64 // messages in, by the first bucket that holds their size; the last: larger
+	// sizes counts messages in by the first bucket that holds their size
+	// (the last: larger); made with the first message, so that an idle
+	// connection does without it.
+	sizes atomic.Pointer[sizeCounts]
+}
+
+type sizeCounts [sizeSlots]atomic.Int64
+
+// counts returns t's size counters, made on first use.
+func (t *traffic) counts() *sizeCounts {
+	if c := t.sizes.Load(); c != nil {
+		return c
+	}
+	t.sizes.CompareAndSwap(nil, new(sizeCounts))
+	return t.sizes.Load()
 }
 
 const sizeSlots = 11 // len(sizeBounds) + 1: the last for larger messages
@@ -31,7 +45,7 @@ const sizeSlots = 11 // len(sizeBounds) + 1: the last for larger messages
 func (t *traffic) received(n int) {
 	t.in.Add(1)
 	t.bytesIn.Add(int64(n))
-	t.sizes[sizeBucket(n)].Add(1)
+	t.counts()[sizeBucket(n)].Add(1)
 }
 
 // sent counts a message of n bytes to the client.
@@ -46,8 +60,11 @@ func (t *traffic) addTo(sum *traffic) {
 	sum.out.Add(t.out.Load())
 	sum.bytesIn.Add(t.bytesIn.Load())
 	sum.bytesOut.Add(t.bytesOut.Load())
-	for i := range t.sizes {
-		sum.sizes[i].Add(t.sizes[i].Load())
+	if c := t.sizes.Load(); c != nil {
+		into := sum.counts()
+		for i := range c {
+			into[i].Add(c[i].Load())
+		}
 	}
 }
 
@@ -100,11 +117,12 @@ func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(sum.bytesOut.Load()), "out")
 	buckets := make(map[float64]uint64, len(sizeBounds))
 	var cum uint64
+	sizes := sum.counts()
 	for i, bound := range sizeBounds {
-		cum += uint64(sum.sizes[i].Load())
+		cum += uint64(sizes[i].Load())
 		buckets[bound] = cum
 	}
-	count := cum + uint64(sum.sizes[len(sizeBounds)].Load())
+	count := cum + uint64(sizes[len(sizeBounds)].Load())
 	ch <- prometheus.MustNewConstHistogram(c.size, count, float64(sum.bytesIn.Load()), buckets)
 }
 
