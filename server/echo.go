@@ -36,14 +36,13 @@ type session struct {
 
 	traffic traffic
 
-	// The watchdog: one timer for the idle timeout and the slow reader,
-	// re-armed from timestamps when it fires, so the message path only
-	// stores a clock reading.
+	// The watchdog (Server.sweep) looks at these timestamps for the idle
+	// timeout and the slow reader, so the message path only stores a clock
+	// reading and a session holds no timer.
 	lastIn  atomic.Int64 // monotime of the last message in (for rooms: or out)
 	sending atomic.Int64 // monotime a send to the client began, 0 when none is under way
-	dogMu   sync.Mutex
-	dog     *time.Timer
-	over    bool // the session has finished: the watchdog stays down
+	over    atomic.Bool  // the session has finished: the watchdog leaves it
+	idled   atomic.Bool  // closed for the idle timeout
 	slow    atomic.Bool
 }
 
@@ -142,10 +141,9 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request, eo echoOption
 		se.greeted = make(chan struct{})
 		defer se.greet()
 	}
-	// The watchdog runs before the first message can arrive (the read loop
-	// starts inside Accept).
+	// The watchdog counts from here, before the first message can arrive
+	// (the read loop starts inside Accept).
 	se.lastIn.Store(monotime())
-	se.dog = time.AfterFunc(se.watchPeriod(), se.watchdog)
 	ch, err := wschan.Accept(w, r, opts)
 	if err != nil {
 		se.stopWatchdog()
@@ -218,51 +216,25 @@ func (se *session) ended() {
 	s.release(se.client)
 }
 
-// watchPeriod is how long the watchdog may sleep when nothing is under
-// way: a send that begins right after it looks is seen by the next look,
-// in time to end it when its write timeout is over.
-func (se *session) watchPeriod() time.Duration {
-	p := se.s.cfg.WriteTimeout
-	if it := se.s.cfg.IdleTimeout; it > 0 {
-		p = min(p, it)
+// check is the watchdog's look at the session (Server.sweep): it ends a
+// connection whose client has not taken a message for the write timeout,
+// or has sent nothing for the idle timeout.
+func (se *session) check(now int64) {
+	if se.over.Load() {
+		return
 	}
-	return p
+	cfg := se.s.cfg
+	if t := se.sending.Load(); t != 0 && now-t >= int64(cfg.WriteTimeout) {
+		se.onSlow()
+		return
+	}
+	if cfg.IdleTimeout > 0 && now-se.lastIn.Load() >= int64(cfg.IdleTimeout) && se.ch.Load() != nil && !se.idled.Swap(true) {
+		se.closeAsync(wschan.StatusNormalClosure, "idle timeout")
+	}
 }
 
-// watchdog ends a connection whose client has not taken a message for
-// the write timeout, or has sent nothing for the idle timeout; else it
-// sleeps until the next moment either could happen.
-func (se *session) watchdog() {
-	cfg, now := se.s.cfg, monotime()
-	next := cfg.WriteTimeout
-	if t := se.sending.Load(); t != 0 {
-		if now-t >= int64(cfg.WriteTimeout) {
-			se.onSlow()
-			return
-		}
-		next = time.Duration(t + int64(cfg.WriteTimeout) - now)
-	}
-	if cfg.IdleTimeout > 0 {
-		left := se.lastIn.Load() + int64(cfg.IdleTimeout) - now
-		if left <= 0 {
-			se.closeAsync(wschan.StatusNormalClosure, "idle timeout")
-			return
-		}
-		next = min(next, time.Duration(left))
-	}
-	se.dogMu.Lock()
-	if !se.over {
-		se.dog.Reset(next)
-	}
-	se.dogMu.Unlock()
-}
-
-func (se *session) stopWatchdog() {
-	se.dogMu.Lock()
-	se.over = true
-	se.dog.Stop()
-	se.dogMu.Unlock()
-}
+// stopWatchdog takes the session out of the watchdog's looks.
+func (se *session) stopWatchdog() { se.over.Store(true) }
 
 // onMessage handles one message on the read loop.
 func (se *session) onMessage(ch *wschan.Channel, m wschan.Message) {

@@ -40,10 +40,14 @@ type Server struct {
 	ended    traffic               // message counts of the sessions that have ended
 	raw      map[net.Conn]struct{} // scenario connections outside the library
 	perIP    map[string]int
-	admitted int            // connections admitted: handshaking or open
-	closing  bool           // closeAll has begun: no new connections are tracked
-	wg       sync.WaitGroup // sessions and scenario connections, added under mu while !closing
-	bg       sync.WaitGroup // closes started from timers and callbacks
+	admitted int  // connections admitted: handshaking or open
+	closing  bool // closeAll has begun: no new connections are tracked
+	// sweepStop stops the watchdog's goroutine (sweep), which runs while
+	// sessions are tracked; nil when it is not running. Under mu.
+	sweepStop chan struct{}
+	sweeps    sync.WaitGroup
+	wg        sync.WaitGroup // sessions and scenario connections, added under mu while !closing
+	bg        sync.WaitGroup // closes started from timers and callbacks
 }
 
 // New checks cfg and builds a Server. Nothing listens yet.
@@ -281,6 +285,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		_ = early.Close() // Shutdown has closed it, unless Serve had not begun
 		early.wait()      // the handshakes in handlers ended with their connections
 	}
+	s.sweeps.Wait() // the watchdog stopped with the last session
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -417,6 +422,11 @@ func (s *Server) track(se *session) bool {
 	}
 	s.sessions[se] = struct{}{}
 	s.wg.Add(1)
+	if s.sweepStop == nil {
+		stop := make(chan struct{})
+		s.sweepStop = stop
+		s.sweeps.Go(func() { s.sweep(stop) })
+	}
 	return true
 }
 
@@ -425,8 +435,50 @@ func (s *Server) untrack(se *session) {
 	s.mu.Lock()
 	delete(s.sessions, se)
 	se.traffic.addTo(&s.ended)
+	if len(s.sessions) == 0 && s.sweepStop != nil {
+		close(s.sweepStop) // the watchdog runs while there are sessions
+		s.sweepStop = nil
+	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// sweep is the sessions' watchdog: every sweepPeriod it looks at each open
+// session's timestamps (session.check), until stop is closed. One
+// goroutine for the server instead of a timer per connection; a slow or
+// idle client is ended up to one period after its timeout.
+func (s *Server) sweep(stop <-chan struct{}) {
+	t := time.NewTicker(s.sweepPeriod())
+	defer t.Stop()
+	var look []*session
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for se := range s.sessions {
+			look = append(look, se)
+		}
+		s.mu.Unlock()
+		now := monotime()
+		for _, se := range look {
+			se.check(now)
+		}
+		clear(look)
+		look = look[:0]
+	}
+}
+
+// sweepPeriod is how often the watchdog looks: an eighth of the shorter
+// of the write and idle timeouts, from 10 ms to 1 s.
+func (s *Server) sweepPeriod() time.Duration {
+	p := s.cfg.WriteTimeout
+	if it := s.cfg.IdleTimeout; it > 0 {
+		p = min(p, it)
+	}
+	return min(max(p/8, 10*time.Millisecond), time.Second)
 }
 
 // trackRaw is track for scenario connections outside the library.
