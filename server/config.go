@@ -78,6 +78,9 @@ type Config struct {
 	PingInterval     time.Duration // keepalive ping; default 30s; -1 off
 	PingTimeout      time.Duration // drop a peer that does not answer a ping; default 15s; -1 off
 	WriteTimeout     time.Duration // drop a client that does not read an echo for this long; default 10s
+	// (One watchdog looks at every connection for both timeouts each eighth
+	// of the shorter, from 10 ms to 1 s apart: a client is ended up to that
+	// long after its timeout.)
 
 	AllowedOrigins []string // browser Origin hosts allowed (path.Match patterns); default: any origin
 
