@@ -69,6 +69,7 @@ type pollConn struct {
 	aborted  atomic.Bool
 	wready   atomic.Bool                   // the socket became writable since the last failed write
 	wwait    atomic.Pointer[chan struct{}] // a waiting writer's wake-up, made on first use
+	wwaiting atomic.Bool                   // a writer is in waitWritable: wake it
 	deadline atomic.Int64                  // write deadline, Unix nanoseconds; 0: none
 
 	finished bool // the end has been reported (read side only)
@@ -402,6 +403,9 @@ func (c *pollConn) Writable() { c.wakeWriter() }
 
 func (c *pollConn) wakeWriter() {
 	c.wready.Store(true)
+	if !c.wwaiting.Load() {
+		return // nobody waits (the common case: every event says the socket is writable)
+	}
 	if w := c.wwait.Load(); w != nil {
 		select {
 		case *w <- struct{}{}:
@@ -577,6 +581,11 @@ func (c *pollConn) waitWritable(stop <-chan struct{}) {
 		c.wwait.Store(&ch)
 		w = &ch
 	}
+	// Waiting is announced before the conditions are looked at: a wake-up
+	// after the look finds the flag and sends, one before it is seen in
+	// wready.
+	c.wwaiting.Store(true)
+	defer c.wwaiting.Store(false)
 	if c.wready.Load() || c.aborted.Load() {
 		return
 	}
