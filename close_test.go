@@ -250,7 +250,14 @@ func TestSendContextAbortsStuckWrite(t *testing.T) {
 	release := make(chan struct{})
 	u := wstest.RawServer(t, func(r *wstest.Raw) { <-release })
 	defer close(release)
-	ch := wstest.Dial(t, u, nil)
+	sendUntilStuck(t, wstest.Dial(t, u, nil))
+}
+
+// sendUntilStuck sends 1 MiB messages to a peer that does not read, with
+// a context that ends after 300 ms, and checks that the stuck Send
+// returns with the context's error and the channel then ends (1006).
+func sendUntilStuck(t *testing.T, ch *wschan.Channel) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	big := make([]byte, 1<<20)

@@ -29,15 +29,8 @@ const upgradeRequest = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nCon
 func TestHandshakeWithFrameBehind(t *testing.T) {
 	t.Parallel()
 	srv := start(t, server.Config{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	frame := wstest.Frame{Fin: true, Opcode: 0x1, Masked: true, Payload: []byte("right behind the handshake")}.Encode()
-	if _, err := c.Write(append([]byte(upgradeRequest), frame...)); err != nil {
-		t.Fatal(err)
-	}
+	c := dialWrite(t, strings.TrimPrefix(srv.URL, "http://"), upgradeRequest+string(frame))
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -67,15 +60,7 @@ func TestRefusedUpgradeAnswer(t *testing.T) {
 	t.Parallel()
 	srv := start(t, server.Config{AllowedOrigins: []string{"example.com"}})
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := strings.Replace(upgradeRequest, "Host: x\r\n", "Host: x\r\nOrigin: https://evil.example\r\n", 1)
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
+	c := dialWrite(t, addr, strings.Replace(upgradeRequest, "Host: x\r\n", "Host: x\r\nOrigin: https://evil.example\r\n", 1))
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -88,11 +73,7 @@ func TestRefusedUpgradeAnswer(t *testing.T) {
 	}
 
 	// Two plain requests on one connection: the second is served too.
-	p, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := dialWrite(t, addr, "")
 	_ = p.SetReadDeadline(time.Now().Add(10 * time.Second))
 	pr := bufio.NewReader(p)
 	for i := range 2 {
@@ -130,37 +111,19 @@ func TestOversizedHandshake(t *testing.T) {
 // handshake (it does not wait out the handshake timeout).
 func TestServeReturnsWithHandshakesHalfSent(t *testing.T) {
 	t.Parallel()
-	s, err := server.New(server.Config{HandshakeTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	srv := start(t, server.Config{HandshakeTimeout: time.Hour})
+	addr := strings.TrimPrefix(srv.URL, "http://")
 	var conns []net.Conn
 	for range 5 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialWrite(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\n")
 		conns = append(conns, c)
 	}
 	// One whole WebSocket beside them, so that the drain has work too.
-	ch := wstest.Dial(t, "ws://"+ln.Addr().String()+"/ws", nil)
-	cancel()
+	ch := wstest.Dial(t, srv.WS+"/ws", nil)
+	srv.stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
+	case err := <-srv.done:
+		srv.done <- err // for the cleanup
 	case <-time.After(30 * time.Second):
 		t.Fatal("Serve did not return with half-sent handshakes open")
 	}
@@ -199,18 +162,26 @@ func TestNotHTTPAnsweredAtOnce(t *testing.T) {
 		}
 	})
 	t.Run("bad request line", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "HELLO\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialWrite(t, addr, "HELLO\r\n")
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("answer %v, %v; want 400 at once", resp, err)
 		}
 	})
+}
+
+// dialWrite connects to addr, sends s, and closes the connection at the
+// end of the test.
+func dialWrite(t *testing.T, addr, s string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
