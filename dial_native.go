@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wschan/wschan/internal/prefixconn"
 )
 
 // checkDialOptions refuses options this platform cannot honour: none.
@@ -202,23 +204,7 @@ func dialProxy(ctx context.Context, netDial func(context.Context, string, string
 	}
 	if br.Buffered() > 0 {
 		pre, _ := br.Peek(br.Buffered())
-		return &prefixConn{Conn: conn, pre: slices.Clone(pre)}, nil
+		return prefixconn.New(conn, slices.Clone(pre)), nil // bytes the proxy's answer brought along
 	}
 	return conn, nil
-}
-
-// prefixConn serves pre before reading from Conn: bytes a proxy's answer
-// brought along.
-type prefixConn struct {
-	net.Conn
-	pre []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wschan/wschan"
+	"github.com/wschan/wschan/internal/prefixconn"
 )
 
 // Early handshakes: with the poll engine, a WebSocket handshake over plain
@@ -225,27 +226,11 @@ func plausibleRequest(b []byte) bool {
 
 // handOn gives c to the http.Server, which reads read first.
 func (el *earlyListener) handOn(c net.Conn, read []byte) {
-	rc := &replayConn{Conn: c, pre: read}
 	select {
-	case el.conns <- rc:
+	case el.conns <- prefixconn.New(c, read):
 	case <-el.closed:
 		_ = c.Close()
 	}
-}
-
-// replayConn is a connection whose first bytes were read already.
-type replayConn struct {
-	net.Conn
-	pre []byte
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }
 
 // serveUpgrade runs the server's handler for a WebSocket upgrade request
