@@ -56,9 +56,9 @@ type MemoryBroker struct {
 	opts MemoryBrokerOptions
 
 	mu       sync.Mutex
-	topics   map[string]*memTopic
+	topics   map[string]*memTopic[Publication]
 	rings    map[string]*memRing // under mu; each ring's content under its topic's pub lock or mu (see memRing)
-	presence map[string]*memPresence
+	presence map[string]*memTopic[PresenceUpdate]
 }
 
 var (
@@ -67,15 +67,57 @@ var (
 	_ Presence = (*MemoryBroker)(nil)
 )
 
-type memTopic struct {
-	pub  sync.Mutex // held while delivering: one order for all subscribers
-	subs []*memSub  // copy on write, under MemoryBroker.mu
+// memTopic is one room's subscribers of one kind: publications or
+// presence updates.
+type memTopic[T any] struct {
+	pub  sync.Mutex   // held while delivering: one order for all subscribers
+	subs []*memSub[T] // copy on write, under MemoryBroker.mu
 }
 
-type memSub struct {
+type memSub[T any] struct {
 	b       *MemoryBroker
+	topics  *map[string]*memTopic[T] // the broker's map it is in
 	room    string
-	deliver func(Publication)
+	deliver func(T)
+}
+
+// subscribe adds deliver to room's topic in topics, one of b's maps.
+func subscribe[T any](b *MemoryBroker, topics *map[string]*memTopic[T], room string, deliver func(T)) *memSub[T] {
+	s := &memSub[T]{b: b, topics: topics, room: room, deliver: deliver}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if *topics == nil {
+		*topics = map[string]*memTopic[T]{}
+	}
+	t := (*topics)[room]
+	if t == nil {
+		t = &memTopic[T]{}
+		(*topics)[room] = t
+	}
+	t.subs = append(slices.Clip(t.subs), s)
+	return s
+}
+
+// Unsubscribe removes the subscription; a room without subscribers of
+// its kind is forgotten (its history stays until it expires). It is safe
+// to call more than once.
+func (s *memSub[T]) Unsubscribe() error {
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := (*s.topics)[s.room]
+	if t == nil {
+		return nil
+	}
+	i := slices.Index(t.subs, s)
+	if i < 0 {
+		return nil
+	}
+	t.subs = slices.Delete(slices.Clone(t.subs), i, i+1)
+	if len(t.subs) == 0 {
+		delete(*s.topics, s.room)
+	}
+	return nil
 }
 
 // memRing is one room's history. All its fields are under MemoryBroker.mu.
@@ -85,18 +127,6 @@ type memRing struct {
 	pubs  []Publication // oldest first, Position set
 	at    []time.Time   // when each was published
 	bytes int
-}
-
-// memPresence is one room's presence subscribers.
-type memPresence struct {
-	pub  sync.Mutex        // held while delivering: deliveries do not overlap
-	subs []*memPresenceSub // copy on write, under MemoryBroker.mu
-}
-
-type memPresenceSub struct {
-	b       *MemoryBroker
-	room    string
-	deliver func(PresenceUpdate)
 }
 
 // NewMemoryBroker returns an empty MemoryBroker with opts (nil: no
@@ -257,41 +287,7 @@ func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &memSub{b: b, room: room, deliver: deliver}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.topics == nil {
-		b.topics = map[string]*memTopic{}
-	}
-	t := b.topics[room]
-	if t == nil {
-		t = &memTopic{}
-		b.topics[room] = t
-	}
-	t.subs = append(slices.Clip(t.subs), s)
-	return s, nil
-}
-
-// Unsubscribe removes the subscription; a room without subscribers is
-// forgotten (its history stays until it expires). It is safe to call more
-// than once.
-func (s *memSub) Unsubscribe() error {
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.topics[s.room]
-	if t == nil {
-		return nil
-	}
-	i := slices.Index(t.subs, s)
-	if i < 0 {
-		return nil
-	}
-	t.subs = slices.Delete(slices.Clone(t.subs), i, i+1)
-	if len(t.subs) == 0 {
-		delete(b.topics, s.room)
-	}
-	return nil
+	return subscribe(b, &b.topics, room, deliver), nil
 }
 
 // PublishPresence implements Presence: it delivers u to every presence
@@ -324,38 +320,5 @@ func (b *MemoryBroker) SubscribePresence(ctx context.Context, room string, deliv
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &memPresenceSub{b: b, room: room, deliver: deliver}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.presence == nil {
-		b.presence = map[string]*memPresence{}
-	}
-	p := b.presence[room]
-	if p == nil {
-		p = &memPresence{}
-		b.presence[room] = p
-	}
-	p.subs = append(slices.Clip(p.subs), s)
-	return s, nil
-}
-
-// Unsubscribe removes the presence subscription. It is safe to call more
-// than once.
-func (s *memPresenceSub) Unsubscribe() error {
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	p := b.presence[s.room]
-	if p == nil {
-		return nil
-	}
-	i := slices.Index(p.subs, s)
-	if i < 0 {
-		return nil
-	}
-	p.subs = slices.Delete(slices.Clone(p.subs), i, i+1)
-	if len(p.subs) == 0 {
-		delete(b.presence, s.room)
-	}
-	return nil
+	return subscribe(b, &b.presence, room, deliver), nil
 }
