@@ -57,21 +57,29 @@ func (s *sink) text() string {
 // pair returns a registered sink and the socket that writes to it.
 func pair(t *testing.T, onRead func()) (*sink, *Registration, int) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fds := socketpair(t)
 	s := &sink{fd: fds[0], onRead: onRead, data: make(chan struct{}, 1)}
 	r, err := Register(fds[0], s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Deregister(fds[0]) }) // before the sockets close (cleanups run last first)
+	return s, r, fds[1]
+}
+
+// socketpair returns a connected pair of non-blocking sockets, closed when
+// the test ends.
+func socketpair(t *testing.T) [2]int {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		r.Deregister(fds[0])
 		_ = unix.Close(fds[0])
 		_ = unix.Close(fds[1])
 	})
-	return s, r, fds[1]
+	return fds
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -113,12 +121,7 @@ func TestReadsInOrderNeverOverlapping(t *testing.T) {
 }
 
 func TestKickReadsWhatCameBefore(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	fds := socketpair(t)
 	if _, err := unix.Write(fds[1], []byte("early")); err != nil {
 		t.Fatal(err)
 	}
@@ -199,12 +202,7 @@ func (f *flood) Writable()        {}
 // TestRequeueIsFair: a registration that always yields (a peer that
 // floods) does not keep the other sockets of its poller from being read.
 func TestRequeueIsFair(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	fds := socketpair(t)
 	f := &flood{}
 	fr := New(f)
 	if err := fr.Add(fds[0]); err != nil {
@@ -216,12 +214,7 @@ func TestRequeueIsFair(t *testing.T) {
 	waitFor(t, "the flood to run", func() bool { return f.reads.Load() > 100 })
 
 	// Another socket on the same poller.
-	other, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(other[0])
-	defer unix.Close(other[1])
+	other := socketpair(t)
 	s := &sink{fd: other[0], data: make(chan struct{}, 1)}
 	sr := New(s)
 	sr.p = fr.p
@@ -253,12 +246,7 @@ func (y *yielder) Read([]byte) bool {
 func (y *yielder) Writable() {}
 
 func TestYieldAfterHandOffIsReadAgain(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	fds := socketpair(t)
 	y := &yielder{}
 	r := New(y)
 	y.r.Store(r)
