@@ -187,6 +187,38 @@ func (ch *Channel) Send(ctx context.Context, typ MessageType, data []byte) error
 	return c.write(ctx, typ, data)
 }
 
+// TrySend sends one message if it can do so without waiting, and never
+// blocks. It returns true when the message is sent: handed to the
+// operating system, in order after every message sent before it (when the
+// socket took only part of it, the channel keeps the rest, at most one
+// message, and writes it as the socket drains, before anything later). It
+// returns false, having sent nothing, when the message would have to wait:
+// a Send is under way, the peer has not read what was sent before, or the
+// channel cannot write without blocking at all: a channel on
+// EngineGoroutine (every channel from Dial) or with Reconnect. Send the
+// message with Send then. Errors are Send's: ErrInvalidUTF8, or the
+// reason the channel ended.
+//
+// TrySend is for a server that writes one message to many channels from
+// one goroutine, such as a chat room: the channels that keep up take it
+// at once, and only those that do not need a goroutine that waits.
+func (ch *Channel) TrySend(typ MessageType, data []byte) (bool, error) {
+	if typ != Text && typ != Binary {
+		return false, fmt.Errorf("wschan: send: unknown message type %d", int(typ))
+	}
+	if typ == Text && !utf8.Valid(data) {
+		return false, ErrInvalidUTF8
+	}
+	if ch.rc != nil {
+		return false, nil
+	}
+	c := ch.cur.Load()
+	if c == nil {
+		return false, fmt.Errorf("wschan: send: %w", ch.Err())
+	}
+	return c.tryWrite(typ, data)
+}
+
 // SendText sends s as a text message; see Send.
 func (ch *Channel) SendText(ctx context.Context, s string) error {
 	return ch.Send(ctx, Text, unsafe.Slice(unsafe.StringData(s), len(s)))

@@ -253,6 +253,29 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 	return nil
 }
 
+// tryWrite sends one data message if that needs no waiting (see
+// Channel.TrySend).
+func (c *wsconn) tryWrite(typ MessageType, data []byte) (bool, error) {
+	tw, ok := c.e.(tryWriter)
+	if !ok {
+		if c.ended.fired() {
+			return false, c.sendErr(net.ErrClosed)
+		}
+		return false, nil
+	}
+	select {
+	case c.turn() <- struct{}{}:
+	default:
+		return false, nil // a Send is under way
+	}
+	sent, err := tw.tryWriteMessage(typ, data)
+	c.releaseSend()
+	if err != nil {
+		return false, c.sendErr(err)
+	}
+	return sent, nil
+}
+
 // turn is the Sends' semaphore: sending on it takes the turn.
 func (c *wsconn) turn() chan struct{} { return c.sem.get(1) }
 

@@ -181,3 +181,12 @@ type ctxWriter interface {
 }
 
 var errWriteStopped = errors.New("write stopped")
+
+// tryWriter is an engine that can write a message without waiting: a
+// TrySend. tryWriteMessage returns false, having sent nothing, when the
+// message cannot go out without waiting for the socket or another write;
+// true when it is sent, or begun and the rest kept by the engine, to go
+// out as the socket drains and before any later frame.
+type tryWriter interface {
+	tryWriteMessage(typ MessageType, p []byte) (bool, error)
+}

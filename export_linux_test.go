@@ -12,3 +12,9 @@ func resetEngine(e engineConn) {
 	p.fdmu.RUnlock()
 	p.abort()
 }
+
+func (c *pollConn) pendingBytes() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return len(c.pend)
+}

@@ -108,3 +108,14 @@ func EngineOf(ch *Channel) Engine {
 	}
 	return EnginePoll
 }
+
+// TrySendKept reports whether ch's connection holds the rest of a frame a
+// TrySend began and the socket did not take.
+func TrySendKept(ch *Channel) bool {
+	c := ch.cur.Load()
+	if c == nil {
+		return false
+	}
+	p, ok := c.e.(interface{ pendingBytes() int })
+	return ok && p.pendingBytes() > 0
+}

@@ -64,6 +64,8 @@ type pollConn struct {
 	closeOut atomic.Bool // a close frame went out: no more frames
 
 	wmu      sync.Mutex   // one frame at a time
+	pend     []byte       // the rest of a frame a TrySend began (under wmu)
+	pendOut  atomic.Bool  // pend is not empty
 	fdmu     sync.RWMutex // syscalls on fd hold it for reading; closing it for writing
 	closed   bool         // fd is closed (under fdmu)
 	aborted  atomic.Bool
@@ -399,7 +401,10 @@ func (c *pollConn) finish(cause endCause) {
 }
 
 // Writable is called by the poller when the socket may take writes.
-func (c *pollConn) Writable() { c.wakeWriter() }
+func (c *pollConn) Writable() {
+	c.wakeWriter()
+	c.flushPending()
+}
 
 func (c *pollConn) wakeWriter() {
 	c.wready.Store(true)
@@ -476,11 +481,12 @@ func (c *pollConn) writeFrame(op byte, p []byte) error {
 	return c.write(op, p, false, nil)
 }
 
-// write sends one unmasked frame, whole (compressed if compress): it waits
-// for the socket to drain while the peer does not read, up to the write
-// deadline, or until stop is closed. A write that fails leaves the stream
-// mid-frame, or the peer unreachable: the connection is dropped, as on the
-// gws engine. One that stop ends is left to the caller (errWriteStopped).
+// write sends one unmasked frame, whole (compressed if compress), after
+// what a TrySend left unsent: it waits for the socket to drain while the
+// peer does not read, up to the write deadline, or until stop is closed. A
+// write that fails leaves the stream mid-frame, or the peer unreachable:
+// the connection is dropped, as on the gws engine. One that stop ends is
+// left to the caller (errWriteStopped).
 func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{}) (err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -490,39 +496,53 @@ func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{})
 		}
 	}()
 	var hb [10]byte
-	hb[0] = 0x80 | op
 	if compress {
 		buf := deflateBufs.Get().(*[]byte)
-		defer func() {
-			if cap(*buf) > 1<<20 {
-				*buf = nil
-			}
-			deflateBufs.Put(buf)
-		}()
+		defer putDeflateBuf(buf)
 		*buf = c.def.Deflate((*buf)[:0], p)
 		p = *buf
-		hb[0] |= 0x40 // RSV1: compressed
 	}
-	var hdr []byte
-	switch n := len(p); {
-	case n < 126:
-		hb[1] = byte(n)
-		hdr = hb[:2]
-	case n <= 0xffff:
-		hb[1] = 126
-		binary.BigEndian.PutUint16(hb[2:], uint16(n))
-		hdr = hb[:4]
-	default:
-		hb[1] = 127
-		binary.BigEndian.PutUint64(hb[2:], uint64(n))
-		hdr = hb[:10]
-	}
+	hdr := frameHeader(&hb, op, compress, len(p))
 	c.fdmu.RLock()
 	defer c.fdmu.RUnlock()
 	if c.closed {
 		return errConnShutDown
 	}
-	for len(hdr)+len(p) > 0 {
+	if c.pendOut.Load() {
+		if err := c.writeAll(c.pend, nil, stop); err != nil {
+			return err
+		}
+		c.pend = nil
+		c.pendOut.Store(false)
+	}
+	return c.writeAll(hdr, p, stop)
+}
+
+// frameHeader puts the header of an unmasked final frame with opcode op
+// and a payload of n bytes in hb.
+func frameHeader(hb *[10]byte, op byte, compressed bool, n int) []byte {
+	hb[0] = 0x80 | op
+	if compressed {
+		hb[0] |= 0x40 // RSV1
+	}
+	switch {
+	case n < 126:
+		hb[1] = byte(n)
+		return hb[:2]
+	case n <= 0xffff:
+		hb[1] = 126
+		binary.BigEndian.PutUint16(hb[2:], uint16(n))
+		return hb[:4]
+	}
+	hb[1] = 127
+	binary.BigEndian.PutUint64(hb[2:], uint64(n))
+	return hb[:10]
+}
+
+// writeAll writes a then b, waiting for the socket as write does. It runs
+// under wmu and fdmu (read).
+func (c *pollConn) writeAll(a, b []byte, stop <-chan struct{}) error {
+	for len(a)+len(b) > 0 {
 		if c.aborted.Load() {
 			return errConnShutDown
 		}
@@ -535,10 +555,10 @@ func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{})
 			return fmt.Errorf("write: %w", os.ErrDeadlineExceeded)
 		}
 		c.wready.Store(false)
-		n, err := writev(c.fd, hdr, p)
+		n, err := writev(c.fd, a, b)
 		if n > 0 {
-			h := min(n, len(hdr))
-			hdr, p = hdr[h:], p[n-h:]
+			h := min(n, len(a))
+			a, b = a[h:], b[n-h:]
 		}
 		switch {
 		case err == nil:
@@ -550,6 +570,125 @@ func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{})
 		}
 	}
 	return nil
+}
+
+// tryWriteMessage writes a data message if the socket takes it now (see
+// tryWriter): false, with nothing sent, when another write holds the
+// connection, a frame left by an earlier call is still unsent, or the
+// socket takes none of the frame. What the socket does not take of a frame
+// it has begun (or of a compressed frame: the deflater has moved on) is
+// kept in pend and goes out before anything else.
+func (c *pollConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
+	if c.closeOut.Load() {
+		return false, errCloseSent
+	}
+	if !c.wmu.TryLock() {
+		return false, nil
+	}
+	ok, err := c.tryWriteLocked(byte(typ), p, c.def != nil && len(p) >= c.threshold)
+	c.wmu.Unlock()
+	if err != nil {
+		c.abort()
+		return false, err
+	}
+	c.flushPending()
+	return ok, nil
+}
+
+func (c *pollConn) tryWriteLocked(op byte, p []byte, compress bool) (bool, error) {
+	c.fdmu.RLock()
+	defer c.fdmu.RUnlock()
+	if c.closed || c.aborted.Load() {
+		return false, errConnShutDown
+	}
+	if c.pendOut.Load() {
+		if done, err := c.flushLocked(); !done || err != nil {
+			return false, err
+		}
+	}
+	var hb [10]byte
+	if compress {
+		buf := deflateBufs.Get().(*[]byte)
+		defer putDeflateBuf(buf)
+		*buf = c.def.Deflate((*buf)[:0], p)
+		p = *buf
+	}
+	hdr := frameHeader(&hb, op, compress, len(p))
+	c.wready.Store(false)
+	n, err := writev(c.fd, hdr, p)
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		n = 0
+	default:
+		return false, fmt.Errorf("write: %w", err)
+	}
+	if n == len(hdr)+len(p) {
+		return true, nil
+	}
+	if n == 0 && !compress {
+		return false, nil
+	}
+	h := min(n, len(hdr))
+	c.pend = append(append(c.pend[:0], hdr[h:]...), p[n-h:]...)
+	c.pendOut.Store(true)
+	return true, nil
+}
+
+// flushLocked writes what is left in pend without waiting; done reports
+// that nothing is left. It runs under wmu and fdmu (read).
+func (c *pollConn) flushLocked() (done bool, err error) {
+	for len(c.pend) > 0 {
+		c.wready.Store(false)
+		n, err := writev(c.fd, c.pend, nil)
+		if n > 0 {
+			c.pend = c.pend[n:]
+		}
+		switch {
+		case err == nil:
+			if n == 0 {
+				return false, nil
+			}
+		case errors.Is(err, unix.EAGAIN):
+			return false, nil
+		case errors.Is(err, unix.EINTR):
+		default:
+			return false, fmt.Errorf("write: %w", err)
+		}
+	}
+	c.pend = nil
+	c.pendOut.Store(false)
+	return true, nil
+}
+
+// flushPending writes what a TrySend left unsent once the socket has room.
+// It runs when the socket becomes writable and after every TrySend: whoever
+// lets go of wmu with pend not empty looks again at wready, so a socket
+// that became writable while another held wmu is not missed.
+func (c *pollConn) flushPending() {
+	for c.pendOut.Load() && c.wready.Load() {
+		if !c.wmu.TryLock() {
+			return // the holder looks again when it lets go
+		}
+		c.fdmu.RLock()
+		var err error
+		if !c.closed {
+			_, err = c.flushLocked()
+		}
+		c.fdmu.RUnlock()
+		c.wmu.Unlock()
+		if err != nil {
+			c.abort()
+			return
+		}
+	}
+}
+
+func putDeflateBuf(buf *[]byte) {
+	if cap(*buf) > 1<<20 {
+		*buf = nil
+	}
+	deflateBufs.Put(buf)
 }
 
 var deflateBufs = sync.Pool{New: func() any { return new([]byte) }}

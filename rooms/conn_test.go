@@ -2,6 +2,7 @@ package rooms_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ type fakeConn struct {
 	stall   chan struct{}       // when not nil, Send blocks until it is closed or ctx ends
 	sendErr error               // when set, Send fails with it
 	entered chan struct{}       // receives once per Send that has started
+	got     []wschan.Message    // what a test has taken from msgs, when it keeps them
 
 	mu     sync.Mutex
 	closed chan struct{}
@@ -87,4 +89,42 @@ func (c *fakeConn) next(t testing.TB, ctx context.Context) wschan.Message {
 		t.Fatal("no message arrived")
 		return wschan.Message{}
 	}
+}
+
+// tryConn is a fakeConn that is also a rooms.TrySender whose TrySend takes
+// a message or refuses it at random (a socket that sometimes has room),
+// so the hub's two ways of writing to a member take turns.
+type tryConn struct {
+	*fakeConn
+	mu     sync.Mutex
+	rnd    *rand.Rand
+	refuse float64 // the share of TrySends refused
+	taken  int     // messages TrySend took
+}
+
+var _ rooms.TrySender = (*tryConn)(nil)
+
+func newTryConn(buf int, refuse float64, seed uint64) *tryConn {
+	return &tryConn{fakeConn: newFakeConn(buf), rnd: rand.New(rand.NewPCG(seed, 1)), refuse: refuse}
+}
+
+func (c *tryConn) TrySend(typ wschan.MessageType, data []byte) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rnd.Float64() < c.refuse {
+		return false, nil
+	}
+	select {
+	case c.msgs <- wschan.Message{Type: typ, Data: slices.Clone(data)}:
+		c.taken++
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
+func (c *tryConn) takenNow() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.taken
 }

@@ -155,38 +155,53 @@ func TestResume(t *testing.T) {
 // whether they come from the history or live.
 func TestResumeWhilePublishing(t *testing.T) {
 	t.Parallel()
-	const total = 400
-	ctx := wstest.Context(t, testTimeout)
-	hub := historyHub(t, total, nil)
-	first := newFakeConn(total + 8)
-	if _, err := hub.JoinWith(ctx, "r", first, &rooms.JoinOptions{Envelopes: true}); err != nil {
-		t.Fatal(err)
-	}
-	epoch := nextEvent(t, first).Epoch
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for k := range total {
-			if err := hub.Publish(ctx, "r", wschan.Binary, []byte{byte(k), byte(k >> 8)}); err != nil {
-				t.Error(err)
-				return
+	// The resuming member's connection is plain, or takes half its
+	// messages at once (TrySend) and queues the rest.
+	for _, refuse := range []float64{1, 0.5} {
+		t.Run(fmt.Sprintf("refused=%v", refuse), func(t *testing.T) {
+			t.Parallel()
+			const total = 400
+			ctx := wstest.Context(t, testTimeout)
+			hub := historyHub(t, total, nil)
+			first := newFakeConn(total + 8)
+			if _, err := hub.JoinWith(ctx, "r", first, &rooms.JoinOptions{Envelopes: true}); err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	c := newFakeConn(2*total + 8)
-	if _, err := hub.JoinWith(ctx, "r", c, &rooms.JoinOptions{Envelopes: true, Since: &rooms.StreamPosition{Epoch: epoch}}); err != nil {
-		t.Fatal(err)
+			epoch := nextEvent(t, first).Epoch
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for k := range total {
+					if err := hub.Publish(ctx, "r", wschan.Binary, []byte{byte(k), byte(k >> 8)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+			var c *fakeConn
+			var conn rooms.Conn
+			if refuse == 1 {
+				c = newFakeConn(2*total + 8)
+				conn = c
+			} else {
+				tc := newTryConn(2*total+8, refuse, 7)
+				c, conn = tc.fakeConn, tc
+			}
+			if _, err := hub.JoinWith(ctx, "r", conn, &rooms.JoinOptions{Envelopes: true, Since: &rooms.StreamPosition{Epoch: epoch}}); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if ev := nextEvent(t, c); ev.Type != rooms.EventWelcome {
+				t.Fatalf("first event %+v, want the welcome", ev)
+			}
+			for want := uint64(1); want <= total; want++ {
+				ev := nextEvent(t, c)
+				if ev.Type != rooms.EventMessage || ev.Seq != want || len(ev.Binary) != 2 || uint64(ev.Binary[0])|uint64(ev.Binary[1])<<8 != want-1 {
+					t.Fatalf("got %+v, want message %d", ev, want)
+				}
+			}
+			noMore(t, hub, "r", c)
+		})
 	}
-	wg.Wait()
-	if ev := nextEvent(t, c); ev.Type != rooms.EventWelcome {
-		t.Fatalf("first event %+v, want the welcome", ev)
-	}
-	for want := uint64(1); want <= total; want++ {
-		ev := nextEvent(t, c)
-		if ev.Type != rooms.EventMessage || ev.Seq != want || len(ev.Binary) != 2 || uint64(ev.Binary[0])|uint64(ev.Binary[1])<<8 != want-1 {
-			t.Fatalf("got %+v, want message %d", ev, want)
-		}
-	}
-	noMore(t, hub, "r", c)
 }
 
 // History older than its TTL is gone: the room starts a new epoch, and a

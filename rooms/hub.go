@@ -122,6 +122,7 @@ type Hub struct {
 	published  atomic.Uint64
 	received   atomic.Uint64
 	delivered  atomic.Uint64
+	direct     atomic.Uint64
 	slowClosed atomic.Uint64
 	resumed    atomic.Uint64
 	gaps       atomic.Uint64
@@ -342,6 +343,10 @@ func (h *Hub) add(ctx context.Context, roomName string, conn Conn, envelopes boo
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	m.try, _ = conn.(TrySender)
+	if envelopes {
+		m.inflight.Store(1) // until its first events are out
+	}
 	r.mu.Lock()
 	if err := h.memberLimit(r); err != nil {
 		r.mu.Unlock()
@@ -472,23 +477,37 @@ func (r *room) deliver(pub Publication) {
 	r.queueLocked(d, nil)
 }
 
-// queueLocked queues d for every member (only envelope members for a
-// presence event) but skip. Members whose queue is full are stopped and
-// taken out of the room at once; their writers close them. It runs under
-// r.mu.
+// queueLocked gives d to every member (only envelope members for a
+// presence event) but skip: written at once to those whose connection
+// takes it without waiting (see TrySender), queued for the others.
+// Members whose queue is full are stopped and taken out of the room at
+// once; their writers close them. It runs under r.mu.
 func (r *room) queueLocked(d *delivery, skip *Member) {
 	var gone []*Member
+	var now uint64 // written here, not queued
 	for m := range r.members {
 		if m == skip || d.pub == nil && !m.envelopes {
 			continue
 		}
+		if done, written := m.tryNow(d); done {
+			if written {
+				now++
+			}
+			continue
+		}
+		m.inflight.Add(1)
 		select {
 		case m.q <- d:
 		default:
+			m.inflight.Add(-1)
 			r.removeLocked(m)
 			m.halt(stopSlowQueue)
 			gone = append(gone, m)
 		}
+	}
+	if now > 0 {
+		r.hub.delivered.Add(now)
+		r.hub.direct.Add(now)
 	}
 	for _, m := range gone {
 		r.leftLocked(m)
@@ -601,6 +620,7 @@ type Stats struct {
 	Published  uint64 // messages this hub published (from its members and Hub.Publish)
 	Received   uint64 // publications the broker delivered to this hub's rooms
 	Delivered  uint64 // messages written to members' connections
+	Direct     uint64 // of Delivered, written by the goroutine that delivered the publication (TrySender)
 	SlowClosed uint64 // members closed because they did not keep up
 
 	Resumed  uint64 // resuming joins that got everything they missed from the history
@@ -619,6 +639,7 @@ func (h *Hub) Stats() Stats {
 		Published:  h.published.Load(),
 		Received:   h.received.Load(),
 		Delivered:  h.delivered.Load(),
+		Direct:     h.direct.Load(),
 		SlowClosed: h.slowClosed.Load(),
 		Resumed:    h.resumed.Load(),
 		Gaps:       h.gaps.Load(),

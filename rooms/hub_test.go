@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -31,11 +32,17 @@ func newHub(t testing.TB, opts *rooms.HubOptions) *rooms.Hub {
 // room.
 func roomServer(t testing.TB, hub *rooms.Hub) string {
 	t.Helper()
+	return roomServerOn(t, hub, "")
+}
+
+// roomServerOn is roomServer with its connections on engine eng.
+func roomServerOn(t testing.TB, hub *rooms.Hub, eng wschan.Engine) string {
+	t.Helper()
 	var wg sync.WaitGroup
 	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
-		ch, err := wschan.Accept(w, r, nil)
+		ch, err := wschan.Accept(w, r, &wschan.AcceptOptions{Engine: eng})
 		if err != nil {
 			return
 		}
@@ -67,39 +74,109 @@ func fanOutMessage(s, k int) (wschan.MessageType, []byte) {
 	return wschan.Binary, append([]byte(head), wstest.RandomBytes(40+k*13, byte(s*17+k))...)
 }
 
+// TestFanOutOverWebSocket runs on both engines: on the poll engine the
+// hub writes most messages from the delivering goroutine (TrySend), on the
+// goroutine engine every one from the member's goroutine. Either way every
+// member gets every message once, in each sender's order.
 func TestFanOutOverWebSocket(t *testing.T) {
 	t.Parallel()
-	const senders, perSender = 4, 50
-	ctx := wstest.Context(t, testTimeout)
-	hub := newHub(t, nil)
-	u := roomServer(t, hub) + "/?room=lobby"
-	var members []*wschan.Channel
-	for range senders {
-		members = append(members, wstest.Dial(t, u, nil))
-	}
-	waitStats(t, ctx, hub, "every member joined", func(s rooms.Stats) bool { return s.Members == senders && s.Rooms == 1 })
+	for _, eng := range []wschan.Engine{wschan.EngineGoroutine, wschan.EnginePoll} {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			const senders, perSender = 4, 50
+			ctx := wstest.Context(t, testTimeout)
+			hub := newHub(t, nil)
+			u := roomServerOn(t, hub, eng) + "/?room=lobby"
+			var members []*wschan.Channel
+			for range senders {
+				members = append(members, wstest.Dial(t, u, nil))
+			}
+			waitStats(t, ctx, hub, "every member joined", func(s rooms.Stats) bool { return s.Members == senders && s.Rooms == 1 })
 
-	var wg sync.WaitGroup
-	for s, ch := range members {
-		wg.Go(func() {
-			for k := range perSender {
-				typ, data := fanOutMessage(s, k)
-				if err := ch.Send(ctx, typ, data); err != nil {
-					t.Errorf("sender %d: %v", s, err)
-					return
-				}
+			var wg sync.WaitGroup
+			for s, ch := range members {
+				wg.Go(func() {
+					for k := range perSender {
+						typ, data := fanOutMessage(s, k)
+						if err := ch.Send(ctx, typ, data); err != nil {
+							t.Errorf("sender %d: %v", s, err)
+							return
+						}
+					}
+				})
+			}
+			for r, ch := range members {
+				wg.Go(func() {
+					wstest.ReadFanOut(t, ctx, ch, fmt.Sprintf("member %d", r), senders, perSender, fanOutMessage)
+				})
+			}
+			wg.Wait()
+			st := waitStats(t, ctx, hub, "every delivery counted", func(s rooms.Stats) bool { return s.Delivered == senders*senders*perSender })
+			if st.Published != senders*perSender || st.SlowClosed != 0 {
+				t.Errorf("stats %+v: want %d published, none closed", st, senders*perSender)
+			}
+			poll := eng == wschan.EnginePoll && runtime.GOOS == "linux"
+			if poll && st.Direct == 0 || !poll && st.Direct != 0 {
+				t.Errorf("on %s %d of %d messages were written by the delivering goroutine", eng, st.Direct, st.Delivered)
 			}
 		})
 	}
-	for r, ch := range members {
-		wg.Go(func() {
-			wstest.ReadFanOut(t, ctx, ch, fmt.Sprintf("member %d", r), senders, perSender, fanOutMessage)
-		})
+}
+
+// TestTrySenderKeepsOrder: members whose connection takes some messages
+// at once (TrySend) and refuses others, which then wait in the member's
+// queue, get every message once and in order: nothing written at once
+// overtakes a message still queued.
+func TestTrySenderKeepsOrder(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	ctx := wstest.Context(t, testTimeout)
+	hub := newHub(t, &rooms.HubOptions{QueueSize: n})
+	var conns []*fakeConn
+	var tries []*tryConn
+	for i := range 3 {
+		c := newTryConn(n, 0.5, uint64(i))
+		tries = append(tries, c)
+		conns = append(conns, c.fakeConn)
+		if _, err := hub.Join(ctx, "r", c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	wg.Wait()
-	st := waitStats(t, ctx, hub, "every delivery counted", func(s rooms.Stats) bool { return s.Delivered == senders*senders*perSender })
-	if st.Published != senders*perSender || st.SlowClosed != 0 {
-		t.Errorf("stats %+v: want %d published, none closed", st, senders*perSender)
+	plain := newFakeConn(n)
+	conns = append(conns, plain)
+	if _, err := hub.Join(ctx, "r", plain); err != nil {
+		t.Fatal(err)
+	}
+	// Half the messages go out in a burst, the rest one at a time, each
+	// taken by every member before the next: a burst finds members'
+	// queues busy, one at a time finds them mostly empty.
+	for k := range n {
+		if err := hub.Publish(ctx, "r", wschan.Binary, []byte{byte(k), byte(k >> 8)}); err != nil {
+			t.Fatal(err)
+		}
+		if k < n/2-1 {
+			continue
+		}
+		for i, c := range conns {
+			for len(c.got) <= k {
+				m := c.next(t, ctx)
+				if len(m.Data) != 2 || int(m.Data[0])|int(m.Data[1])<<8 != len(c.got) {
+					t.Fatalf("member %d: message %d is %v", i, len(c.got), m.Data)
+				}
+				c.got = append(c.got, m)
+			}
+		}
+	}
+	st := waitStats(t, ctx, hub, "every delivery counted", func(s rooms.Stats) bool { return s.Delivered == 4*n })
+	taken := 0
+	for i, c := range tries {
+		if k := c.takenNow(); k == 0 || k == n {
+			t.Errorf("member %d: TrySend took %d of %d messages; want some of each way", i, k, n)
+		}
+		taken += c.takenNow()
+	}
+	if st.Direct != uint64(taken) {
+		t.Errorf("Stats.Direct = %d, want the %d messages TrySend took", st.Direct, taken)
 	}
 }
 

@@ -33,6 +33,23 @@ type Conn interface {
 
 var _ Conn = (*wschan.Channel)(nil)
 
+// TrySender is a Conn that can also send a message without waiting, as a
+// *wschan.Channel on wschan.EnginePoll can (see wschan.Channel.TrySend):
+// TrySend returns false, having sent nothing, when the message would have
+// to wait.
+//
+// For a member whose Conn is a TrySender and who has nothing queued, the
+// hub writes each message from the goroutine that delivers it to the room,
+// and wakes the member's own goroutine only when TrySend says the message
+// would wait. A message to a room of thousands then costs one goroutine
+// that writes, instead of thousands woken at once, which keep the
+// process's other work (echo, health checks) waiting behind them.
+type TrySender interface {
+	TrySend(typ wschan.MessageType, data []byte) (bool, error)
+}
+
+var _ TrySender = (*wschan.Channel)(nil)
+
 // Member is one connection in one room, returned by Hub.Join. Its methods
 // are safe for concurrent use.
 type Member struct {
@@ -40,6 +57,13 @@ type Member struct {
 	hub  *Hub
 	room *room
 	conn Conn
+	try  TrySender // conn, when it is one; else nil
+
+	// inflight counts the deliveries in q or being written by the
+	// member's goroutine (plus one until an envelope member's first
+	// events are out). The room writes to the member itself (try) only
+	// when it is 0, so nothing overtakes what waits.
+	inflight atomic.Int32
 
 	// ctx bounds the member's writes: cancelled by the hub's Close, or by
 	// watch when one write takes longer than the write timeout (then
@@ -200,6 +224,9 @@ func (m *Member) writeLoop() error {
 		}
 	}
 	m.pre = nil
+	if m.envelopes {
+		m.inflight.Add(-1) // the first events are out
+	}
 	for {
 		select {
 		case <-m.stop:
@@ -208,21 +235,50 @@ func (m *Member) writeLoop() error {
 			if _, halted := m.stopped(); halted {
 				return m.stopErr()
 			}
-			p := d.pub
 			var err error
-			switch {
-			case !m.envelopes:
-				err = m.send(p.Type, p.Data)
-			case p != nil && p.Position.Offset != 0 && p.Position.Epoch == m.epoch && p.Position.Offset <= m.last:
-				continue // written from the history, or before the welcome's position
-			default:
-				err = m.send(wschan.Text, d.env)
+			if typ, data, ok := m.message(d); ok {
+				err = m.send(typ, data)
 			}
+			m.inflight.Add(-1)
 			if err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// message is what d is written to m as; ok is false for a publication an
+// envelope member has already had (from the history, or before its
+// welcome's position).
+func (m *Member) message(d *delivery) (typ wschan.MessageType, data []byte, ok bool) {
+	p := d.pub
+	switch {
+	case !m.envelopes:
+		return p.Type, p.Data, true
+	case p != nil && p.Position.Offset != 0 && p.Position.Epoch == m.epoch && p.Position.Offset <= m.last:
+		return 0, nil, false
+	}
+	return wschan.Text, d.env, true
+}
+
+// tryNow writes d to m from the caller's goroutine if m has nothing
+// waiting and its connection takes the message without waiting. done
+// means d needs nothing more (written, or one m has had), written that it
+// was written; otherwise d is to be queued. It runs under the room's
+// lock, which keeps deliveries to m in one order.
+func (m *Member) tryNow(d *delivery) (done, written bool) {
+	if m.try == nil || m.inflight.Load() != 0 {
+		return false, false
+	}
+	typ, data, ok := m.message(d)
+	if !ok {
+		return true, false
+	}
+	sent, err := m.try.TrySend(typ, data)
+	// An error is left to the member's goroutine: its Send fails the same
+	// way and ends the member as any failed write does.
+	sent = sent && err == nil
+	return sent, sent
 }
 
 // send writes one message within the write timeout.
