@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -477,6 +478,10 @@ func (r *room) deliver(pub Publication) {
 	r.queueLocked(d, nil)
 }
 
+// yieldEvery is how many members queueLocked writes to between yields of
+// the processor: a few hundred microseconds of writes.
+const yieldEvery = 32
+
 // queueLocked gives d to every member (only envelope members for a
 // presence event) but skip: written at once to those whose connection
 // takes it without waiting (see TrySender), queued for the others.
@@ -492,6 +497,12 @@ func (r *room) queueLocked(d *delivery, skip *Member) {
 		if done, written := m.tryNow(d); done {
 			if written {
 				now++
+				if now%yieldEvery == 0 {
+					// Writing to thousands of members takes milliseconds:
+					// let what waits for a processor (other connections'
+					// reads, echo) go first now and then.
+					runtime.Gosched()
+				}
 			}
 			continue
 		}

@@ -175,7 +175,10 @@ type roomConn struct {
 	ch *wschan.Channel
 }
 
-var _ rooms.Conn = roomConn{}
+var (
+	_ rooms.Conn      = roomConn{}
+	_ rooms.TrySender = roomConn{}
+)
 
 func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte) error {
 	if err := c.ch.Send(ctx, typ, data); err != nil {
@@ -186,6 +189,20 @@ func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte)
 	se.s.m.roomOut.Inc()
 	se.lastIn.Store(monotime()) // a member that only listens is not idle
 	return nil
+}
+
+// TrySend lets the hub write to the member from the goroutine that
+// delivers the room's message when the connection takes it at once (the
+// poll engine): see rooms.TrySender.
+func (c roomConn) TrySend(typ wschan.MessageType, data []byte) (bool, error) {
+	sent, err := c.ch.TrySend(typ, data)
+	if sent {
+		se := c.se
+		se.traffic.sent(len(data))
+		se.s.m.roomOut.Inc()
+		se.lastIn.Store(monotime())
+	}
+	return sent, err
 }
 
 func (c roomConn) Close(code wschan.StatusCode, reason string) error {
