@@ -192,12 +192,16 @@ func (ch *Channel) Send(ctx context.Context, typ MessageType, data []byte) error
 // operating system, in order after every message sent before it (when the
 // socket took only part of it, the channel keeps the rest, at most one
 // message, and writes it as the socket drains, before anything later). It
-// returns false, having sent nothing, when the message would have to wait:
-// a Send is under way, the peer has not read what was sent before, or the
-// channel cannot write without blocking at all: a channel on
-// EngineGoroutine (every channel from Dial) or with Reconnect. Send the
-// message with Send then. Errors are Send's: ErrInvalidUTF8, or the
-// reason the channel ended.
+// returns false, having sent nothing, when the message would have to wait
+// (a Send is under way, or the peer has not read what was sent before) or
+// when the channel cannot write without waiting at all; send it with Send
+// then. Errors are Send's: ErrInvalidUTF8, or the reason the channel ended.
+//
+// TrySend writes on Linux, on a server's channel over plain TCP: on
+// EnginePoll always, on EngineGoroutine without permessage-deflate (the
+// engine compresses inside). It always returns false on a channel from
+// Dial (a client masks its frames), with Reconnect, over TLS or HTTP/2,
+// and elsewhere than on Linux.
 //
 // TrySend is for a server that writes one message to many channels from
 // one goroutine, such as a chat room: the channels that keep up take it

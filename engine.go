@@ -1,6 +1,7 @@
 package wschan
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -189,4 +190,25 @@ var errWriteStopped = errors.New("write stopped")
 // out as the socket drains and before any later frame.
 type tryWriter interface {
 	tryWriteMessage(typ MessageType, p []byte) (bool, error)
+}
+
+// frameHeader puts the header of an unmasked final frame with opcode op
+// and a payload of n bytes in hb.
+func frameHeader(hb *[10]byte, op byte, compressed bool, n int) []byte {
+	hb[0] = 0x80 | op
+	if compressed {
+		hb[0] |= 0x40 // RSV1
+	}
+	switch {
+	case n < 126:
+		hb[1] = byte(n)
+		return hb[:2]
+	case n <= 0xffff:
+		hb[1] = 126
+		binary.BigEndian.PutUint16(hb[2:], uint16(n))
+		return hb[:4]
+	}
+	hb[1] = 127
+	binary.BigEndian.PutUint64(hb[2:], uint64(n))
+	return hb[:10]
 }

@@ -242,3 +242,49 @@ func ExampleReadJSON() {
 	// {From:gopher Text:hi} <nil>
 	// true
 }
+
+// One message to many channels from one goroutine, as a chat room writes
+// it: TrySend takes it at once wherever the socket has room (on the poll
+// engine); only the channels it refuses need a Send, which may wait. A
+// server would hand those to a goroutine each; here they are sent in turn.
+func ExampleChannel_TrySend() {
+	accepted := make(chan *wschan.Channel, 3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ch, err := wschan.Accept(w, r, &wschan.AcceptOptions{Engine: wschan.EnginePoll}); err == nil {
+			accepted <- ch
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	var clients, members []*wschan.Channel
+	for range 3 {
+		c, err := wschan.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close(wschan.StatusNormalClosure, "")
+		clients = append(clients, c)
+		members = append(members, <-accepted)
+	}
+
+	msg := []byte("hello, room")
+	var refused []*wschan.Channel
+	for _, ch := range members {
+		sent, err := ch.TrySend(wschan.Text, msg)
+		if err == nil && !sent {
+			refused = append(refused, ch)
+		}
+	}
+	for _, ch := range refused {
+		_ = ch.Send(ctx, wschan.Text, msg)
+	}
+	for _, c := range clients {
+		m, _ := c.Read(ctx)
+		fmt.Println(string(m.Data))
+	}
+	// Output:
+	// hello, room
+	// hello, room
+	// hello, room
+}

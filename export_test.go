@@ -119,3 +119,10 @@ func TrySendKept(ch *Channel) bool {
 	p, ok := c.e.(interface{ pendingBytes() int })
 	return ok && p.pendingBytes() > 0
 }
+
+func (g *gwsConn) pendingBytes() int {
+	if t := g.t.try; t != nil && t.kept.Load() {
+		return 1
+	}
+	return 0
+}

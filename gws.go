@@ -69,6 +69,26 @@ func (g *gwsConn) writeMessage(typ MessageType, p []byte) error {
 	return g.locked(func() error { return g.ws.WriteMessage(gws.Opcode(typ), p) })
 }
 
+// tryWriteMessage writes a data message around the engine when the socket
+// takes it at once (see tryWriter). Only on a server's connection without
+// permessage-deflate: a client masks its frames, and a compressed message
+// needs the engine's compression window.
+func (g *gwsConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
+	if !g.rules.masked || g.rules.deflate {
+		return false, nil
+	}
+	g.wmu.RLock()
+	defer g.wmu.RUnlock()
+	if _, _, closing := g.t.ledger.sent(); g.wclosed || closing {
+		return false, errConnShutDown // no data after this side's close frame
+	}
+	sent, err := g.t.tryWrite(byte(typ), p)
+	if err != nil {
+		_ = g.t.forceClose()
+	}
+	return sent, err
+}
+
 func (g *gwsConn) writePing(p []byte) error {
 	return g.locked(func() error { return g.ws.WritePing(p) })
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // gwsTransport is the net.Conn the gws engine reads and writes. It sits
@@ -43,6 +44,26 @@ type gwsTransport struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Writes after the handshake hold wmu: the engine's frames, and the
+	// frames TrySend writes around the engine (try, made by the first).
+	wmu sync.Mutex
+	try *transportTry
+}
+
+// transportTry is a transport's state for TrySend: the socket, for one
+// write attempt that does not wait, and the rest of a frame the socket
+// took only part of, which a goroutine of its own writes out before any
+// other frame.
+type transportTry struct {
+	raw  syscall.RawConn // nil when the connection has no socket of its own (TLS, HTTP/2)
+	fn   func(fd uintptr) bool
+	hb   [10]byte
+	a, b []byte // what fn writes
+	n    int    // what fn wrote
+	err  error
+	pend []byte
+	kept atomic.Bool // pend is not empty (for tests)
 }
 
 // handshakeIO is the transport's part in the opening handshake.
@@ -192,6 +213,11 @@ func (c *gwsTransport) Write(p []byte) (int, error) {
 		}
 		return c.Conn.Write(p)
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writePending(); err != nil {
+		return 0, err
+	}
 	if len(p) >= 2 && p[0]&0x0f == opClose {
 		code, reason, ok := parseCloseFrame(p)
 		own := ok && c.ledger.isOwn(code, reason)
@@ -217,6 +243,76 @@ func (c *gwsTransport) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// tryWrite writes one unmasked frame with opcode op and payload p around
+// the engine (see tryWriter), if the socket takes it without waiting:
+// false, with nothing written, when another write holds the socket, the
+// rest of an earlier frame is still going out, or the socket takes none
+// of it. The rest of a frame the socket took only part of goes out from a
+// goroutine of its own, before any later frame; if that write fails, the
+// connection is closed (the stream is mid-frame).
+func (c *gwsTransport) tryWrite(op byte, p []byte) (bool, error) {
+	if !c.upgraded.Load() || !c.wmu.TryLock() {
+		return false, nil
+	}
+	defer c.wmu.Unlock()
+	t := c.try
+	if t == nil {
+		t = &transportTry{}
+		if sc, ok := c.Conn.(syscall.Conn); ok && canTryWrite {
+			t.raw, _ = sc.SyscallConn()
+		}
+		t.fn = t.write
+		c.try = t
+	}
+	if t.raw == nil || t.pend != nil {
+		return false, nil
+	}
+	hdr := frameHeader(&t.hb, op, false, len(p))
+	total := len(hdr) + len(p)
+	t.a, t.b, t.n, t.err = hdr, p, 0, nil
+	err := t.raw.Write(t.fn) // fails only for a closed socket
+	n := t.n
+	if err == nil {
+		err = t.err
+	}
+	t.a, t.b, t.err = nil, nil, nil
+	switch {
+	case err != nil && wouldBlock(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	case n == total:
+		return true, nil
+	}
+	h := min(n, len(hdr))
+	t.pend = append(append(make([]byte, 0, total-n), hdr[h:]...), p[n-h:]...)
+	t.kept.Store(true)
+	go c.flushPending()
+	return true, nil
+}
+
+// flushPending writes the rest of the frame a TrySend began, waiting for
+// the socket as the engine's writes do; a failure closes the connection.
+func (c *gwsTransport) flushPending() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writePending(); err != nil {
+		_ = c.forceClose()
+	}
+}
+
+// writePending writes what is left of a frame TrySend began, if anything.
+// It runs under wmu.
+func (c *gwsTransport) writePending() error {
+	if c.try == nil || c.try.pend == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(c.try.pend)
+	c.try.pend = nil
+	c.try.kept.Store(false)
+	return err
 }
 
 // engineClose corrects the close code of a close frame the engine sends

@@ -518,27 +518,6 @@ func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{})
 	return c.writeAll(hdr, p, stop)
 }
 
-// frameHeader puts the header of an unmasked final frame with opcode op
-// and a payload of n bytes in hb.
-func frameHeader(hb *[10]byte, op byte, compressed bool, n int) []byte {
-	hb[0] = 0x80 | op
-	if compressed {
-		hb[0] |= 0x40 // RSV1
-	}
-	switch {
-	case n < 126:
-		hb[1] = byte(n)
-		return hb[:2]
-	case n <= 0xffff:
-		hb[1] = 126
-		binary.BigEndian.PutUint16(hb[2:], uint16(n))
-		return hb[:4]
-	}
-	hb[1] = 127
-	binary.BigEndian.PutUint64(hb[2:], uint64(n))
-	return hb[:10]
-}
-
 // writeAll writes a then b, waiting for the socket as write does. It runs
 // under wmu and fdmu (read).
 func (c *pollConn) writeAll(a, b []byte, stop <-chan struct{}) error {

@@ -7,7 +7,11 @@
 // its type. Each member has a bounded queue and a goroutine of its own that
 // writes to its connection, so a member that does not keep up never slows
 // the room: when its queue is full it is closed with 1008 and a reason that
-// says so ("too slow: 256 messages queued"), and the room goes on.
+// says so ("too slow: 256 messages queued"), and the room goes on. A
+// member whose connection can send without waiting (TrySender: a server's
+// *wschan.Channel on Linux) and has nothing queued gets each
+// message from the goroutine that delivers it, so a message to thousands
+// of members wakes only the goroutines of those that are behind.
 //
 // Rooms span processes through a Broker. The default, MemoryBroker, keeps
 // rooms inside one process (or shares them between hubs in one process, as

@@ -34,9 +34,9 @@ type Conn interface {
 var _ Conn = (*wschan.Channel)(nil)
 
 // TrySender is a Conn that can also send a message without waiting, as a
-// *wschan.Channel on wschan.EnginePoll can (see wschan.Channel.TrySend):
-// TrySend returns false, having sent nothing, when the message would have
-// to wait.
+// server's *wschan.Channel can (see wschan.Channel.TrySend): TrySend
+// returns false, having sent nothing, when the message would have to
+// wait.
 //
 // For a member whose Conn is a TrySender and who has nothing queued, the
 // hub writes each message from the goroutine that delivers it to the room,
