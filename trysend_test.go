@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,12 @@ func TestTrySend(t *testing.T) {
 			var want []string
 			for i := range 20 {
 				msg := fmt.Sprintf("message %d", i)
+				switch i {
+				case 5: // a 16-bit length
+					msg = strings.Repeat("m", 300)
+				case 7: // a 64-bit length
+					msg = strings.Repeat("long ", 20_000)
+				}
 				if i%3 == 0 {
 					if err := ch.SendText(ctx, msg); err != nil {
 						t.Fatal(err)
@@ -52,7 +59,7 @@ func TestTrySend(t *testing.T) {
 			}
 			for _, w := range want {
 				if m := wstest.Read(t, client); string(m.Data) != w || m.Type != wschan.Text {
-					t.Fatalf("received %v %q, want text %q", m.Type, m.Data, w)
+					t.Fatalf("received %v of %d bytes, want text of %d", m.Type, len(m.Data), len(w))
 				}
 			}
 			// A client masks its frames: its TrySend always refuses. The

@@ -64,6 +64,7 @@ type Member struct {
 	// events are out). The room writes to the member itself (try) only
 	// when it is 0, so nothing overtakes what waits.
 	inflight atomic.Int32
+	off      atomic.Bool // halted: the room writes nothing more to it
 
 	// ctx bounds the member's writes: cancelled by the hub's Close, or by
 	// watch when one write takes longer than the write timeout (then
@@ -163,6 +164,7 @@ func (m *Member) halt(why stopReason) {
 		return
 	}
 	m.halted, m.why = true, why
+	m.off.Store(true)
 	close(m.stop)
 	if why == stopSlowQueue {
 		m.dropQueued()
@@ -267,7 +269,7 @@ func (m *Member) message(d *delivery) (typ wschan.MessageType, data []byte, ok b
 // was written; otherwise d is to be queued. It runs under the room's
 // lock, which keeps deliveries to m in one order.
 func (m *Member) tryNow(d *delivery) (done, written bool) {
-	if m.try == nil || m.inflight.Load() != 0 {
+	if m.try == nil || m.inflight.Load() != 0 || m.off.Load() {
 		return false, false
 	}
 	typ, data, ok := m.message(d)

@@ -89,3 +89,39 @@ func TestSlowMemberDropsItsQueue(t *testing.T) {
 		t.Errorf("%d messages written, want only the one in progress", got)
 	}
 }
+
+// countConn is a TrySender that takes every message TrySend offers and
+// counts them.
+type countConn struct {
+	stallConn
+	tried int
+}
+
+func (c *countConn) TrySend(wschan.MessageType, []byte) (bool, error) {
+	c.tried++
+	return true, nil
+}
+
+// The room writes to a member directly only while it has nothing in hand
+// and has not been stopped: a member that is leaving (its writer not yet
+// gone) gets nothing more from the room.
+func TestTryNowSkipsBusyAndStoppedMembers(t *testing.T) {
+	t.Parallel()
+	hub := NewHub(nil)
+	defer hub.Close()
+	c := &countConn{}
+	m := &Member{hub: hub, conn: c, try: c, stop: make(chan struct{})}
+	d := &delivery{pub: &Publication{Type: wschan.Binary, Data: []byte("x")}}
+	if done, written := m.tryNow(d); !done || !written || c.tried != 1 {
+		t.Fatalf("idle member: tryNow = %v, %v after %d TrySends; want written at once", done, written, c.tried)
+	}
+	m.inflight.Store(1)
+	if done, _ := m.tryNow(d); done || c.tried != 1 {
+		t.Fatalf("member with a message in hand: tryNow = %v after %d TrySends; want it queued", done, c.tried)
+	}
+	m.inflight.Store(0)
+	m.halt(stopLeft)
+	if done, _ := m.tryNow(d); done || c.tried != 1 {
+		t.Fatalf("stopped member: tryNow = %v after %d TrySends; want nothing written", done, c.tried)
+	}
+}
