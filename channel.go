@@ -195,7 +195,8 @@ func (ch *Channel) Send(ctx context.Context, typ MessageType, data []byte) error
 // returns false, having sent nothing, when the message would have to wait
 // (a Send is under way, or the peer has not read what was sent before) or
 // when the channel cannot write without waiting at all; send it with Send
-// then. Errors are Send's: ErrInvalidUTF8, or the reason the channel ended.
+// then. Errors are Send's: ErrInvalidUTF8 (on a channel that can TrySend
+// at all), or the reason the channel ended.
 //
 // TrySend writes on Linux, on a server's channel over plain TCP: on
 // EnginePoll always, on EngineGoroutine without permessage-deflate (the
@@ -210,17 +211,19 @@ func (ch *Channel) TrySend(typ MessageType, data []byte) (bool, error) {
 	if typ != Text && typ != Binary {
 		return false, fmt.Errorf("wschan: send: unknown message type %d", int(typ))
 	}
-	if typ == Text && !utf8.Valid(data) {
-		return false, ErrInvalidUTF8
-	}
 	if ch.rc != nil {
-		return false, nil
+		select {
+		case <-ch.done.C():
+			return false, fmt.Errorf("wschan: send: %w", ch.Err())
+		default:
+			return false, nil
+		}
 	}
 	c := ch.cur.Load()
 	if c == nil {
 		return false, fmt.Errorf("wschan: send: %w", ch.Err())
 	}
-	return c.tryWrite(typ, data)
+	return c.tryWrite(typ, data) // checks UTF-8 once it knows it can write
 }
 
 // SendText sends s as a text message; see Send.

@@ -254,14 +254,18 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 }
 
 // tryWrite sends one data message if that needs no waiting (see
-// Channel.TrySend).
+// Channel.TrySend). A refused message does not count as a Send for the
+// keepalive: only one that went out does.
 func (c *wsconn) tryWrite(typ MessageType, data []byte) (bool, error) {
 	tw, ok := c.e.(tryWriter)
-	if !ok {
+	if !ok || !tw.tryable() {
 		if c.ended.fired() {
 			return false, c.sendErr(net.ErrClosed)
 		}
 		return false, nil
+	}
+	if typ == Text && !utf8.Valid(data) {
+		return false, ErrInvalidUTF8
 	}
 	select {
 	case c.turn() <- struct{}{}:
@@ -269,7 +273,11 @@ func (c *wsconn) tryWrite(typ MessageType, data []byte) (bool, error) {
 		return false, nil // a Send is under way
 	}
 	sent, err := tw.tryWriteMessage(typ, data)
-	c.releaseSend()
+	if sent {
+		c.releaseSend()
+	} else {
+		<-c.turn()
+	}
 	if err != nil {
 		return false, c.sendErr(err)
 	}

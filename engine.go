@@ -189,6 +189,9 @@ var errWriteStopped = errors.New("write stopped")
 // true when it is sent, or begun and the rest kept by the engine, to go
 // out as the socket drains and before any later frame.
 type tryWriter interface {
+	// tryable reports whether tryWriteMessage can ever write on this
+	// connection.
+	tryable() bool
 	tryWriteMessage(typ MessageType, p []byte) (bool, error)
 }
 

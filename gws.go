@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -83,10 +84,16 @@ func (g *gwsConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 		return false, errConnShutDown // no data after this side's close frame
 	}
 	sent, err := g.t.tryWrite(byte(typ), p)
-	if err != nil {
-		_ = g.t.forceClose()
+	if err != nil && err != errConnShutDown {
+		_ = g.t.forceClose() // the stream may be mid-frame
 	}
 	return sent, err
+}
+
+// tryable: see tryWriter.
+func (g *gwsConn) tryable() bool {
+	_, plain := g.t.Conn.(syscall.Conn)
+	return canTryWrite && plain && g.rules.masked && !g.rules.deflate
 }
 
 func (g *gwsConn) writePing(p []byte) error {

@@ -257,6 +257,9 @@ func (c *gwsTransport) tryWrite(op byte, p []byte) (bool, error) {
 		return false, nil
 	}
 	defer c.wmu.Unlock()
+	if _, _, closing := c.ledger.sent(); closing {
+		return false, errConnShutDown // a close frame went out before wmu was taken
+	}
 	t := c.try
 	if t == nil {
 		t = &transportTry{}

@@ -490,19 +490,19 @@ func (c *pollConn) writeFrame(op byte, p []byte) error {
 func (c *pollConn) write(op byte, p []byte, compress bool, stop <-chan struct{}) (err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if op != opClose && c.closeOut.Load() {
+		return errCloseSent // the close frame went out while this waited for wmu
+	}
 	defer func() {
 		if err != nil && !errors.Is(err, errWriteStopped) {
 			c.abort() // after fdmu is released (deferred below)
 		}
 	}()
 	var hb [10]byte
-	if compress {
-		buf := deflateBufs.Get().(*[]byte)
+	hdr, p, buf := c.encode(&hb, op, p, compress)
+	if buf != nil {
 		defer putDeflateBuf(buf)
-		*buf = c.def.Deflate((*buf)[:0], p)
-		p = *buf
 	}
-	hdr := frameHeader(&hb, op, compress, len(p))
 	c.fdmu.RLock()
 	defer c.fdmu.RUnlock()
 	if c.closed {
@@ -557,6 +557,9 @@ func (c *pollConn) writeAll(a, b []byte, stop <-chan struct{}) error {
 // socket takes none of the frame. What the socket does not take of a frame
 // it has begun (or of a compressed frame: the deflater has moved on) is
 // kept in pend and goes out before anything else.
+// tryable: see tryWriter.
+func (c *pollConn) tryable() bool { return true }
+
 func (c *pollConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 	if c.closeOut.Load() {
 		return false, errCloseSent
@@ -567,7 +570,9 @@ func (c *pollConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 	ok, err := c.tryWriteLocked(byte(typ), p, c.def != nil && len(p) >= c.threshold)
 	c.wmu.Unlock()
 	if err != nil {
-		c.abort()
+		if err != errCloseSent && err != errConnShutDown {
+			c.abort() // the stream may be mid-frame
+		}
 		return false, err
 	}
 	c.flushPending()
@@ -575,6 +580,9 @@ func (c *pollConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 }
 
 func (c *pollConn) tryWriteLocked(op byte, p []byte, compress bool) (bool, error) {
+	if c.closeOut.Load() {
+		return false, errCloseSent // the close frame went out before wmu was taken
+	}
 	c.fdmu.RLock()
 	defer c.fdmu.RUnlock()
 	if c.closed || c.aborted.Load() {
@@ -586,13 +594,10 @@ func (c *pollConn) tryWriteLocked(op byte, p []byte, compress bool) (bool, error
 		}
 	}
 	var hb [10]byte
-	if compress {
-		buf := deflateBufs.Get().(*[]byte)
+	hdr, p, buf := c.encode(&hb, op, p, compress)
+	if buf != nil {
 		defer putDeflateBuf(buf)
-		*buf = c.def.Deflate((*buf)[:0], p)
-		p = *buf
 	}
-	hdr := frameHeader(&hb, op, compress, len(p))
 	c.wready.Store(false)
 	n, err := writev(c.fd, hdr, p)
 	switch {
@@ -651,7 +656,10 @@ func (c *pollConn) flushPending() {
 		}
 		c.fdmu.RLock()
 		var err error
-		if !c.closed {
+		if c.closed || c.aborted.Load() {
+			c.pend = nil // nothing more goes out
+			c.pendOut.Store(false)
+		} else {
 			_, err = c.flushLocked()
 		}
 		c.fdmu.RUnlock()
@@ -661,6 +669,19 @@ func (c *pollConn) flushPending() {
 			return
 		}
 	}
+}
+
+// encode returns the header of a frame with opcode op, in hb, and its
+// payload: p, or p compressed into buf (not nil then), which the caller
+// gives back with putDeflateBuf once the frame is out. It runs under wmu:
+// compression order is wire order.
+func (c *pollConn) encode(hb *[10]byte, op byte, p []byte, compress bool) (hdr, payload []byte, buf *[]byte) {
+	if compress {
+		buf = deflateBufs.Get().(*[]byte)
+		*buf = c.def.Deflate((*buf)[:0], p)
+		p = *buf
+	}
+	return frameHeader(hb, op, compress, len(p)), p, buf
 }
 
 func putDeflateBuf(buf *[]byte) {

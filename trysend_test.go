@@ -36,7 +36,7 @@ func TestTrySend(t *testing.T) {
 				switch i {
 				case 5: // a 16-bit length
 					msg = strings.Repeat("m", 300)
-				case 7: // a 64-bit length
+				case 19: // a 64-bit length, last: the socket may keep part of it
 					msg = strings.Repeat("long ", 20_000)
 				}
 				if i%3 == 0 {
@@ -181,5 +181,44 @@ func TestTrySendPeerNotReading(t *testing.T) {
 				t.Logf("%d messages taken, frame kept at the refusal: %v", n, kept)
 			})
 		}
+	}
+}
+
+// TestTrySendWhileClosing: once this side's close frame is out, TrySend
+// refuses with an error and writes nothing: the peer sees the close frame
+// last.
+func TestTrySendWhileClosing(t *testing.T) {
+	t.Parallel()
+	for _, eng := range wschan.Engines {
+		t.Run(string(eng), func(t *testing.T) {
+			t.Parallel()
+			opts := &wschan.AcceptOptions{CloseTimeout: 5 * time.Second}
+			wschan.UseEngine(opts, eng)
+			u, accepted := acceptedServer(t, opts)
+			raw := wstest.DialRaw(t, u, nil)
+			ch := serverChannel(t, accepted)
+			closed := make(chan error, 1)
+			go func() { closed <- ch.Close(wschan.StatusNormalClosure, "bye") }()
+			_ = raw.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			f, err := raw.ReadFrame()
+			if err != nil || f.Opcode != 0x8 {
+				t.Fatalf("first frame %+v, %v; want the close frame", f, err)
+			}
+			if sent, err := ch.TrySend(wschan.Text, []byte("too late")); sent || err == nil {
+				t.Fatalf("TrySend during the closing handshake = %v, %v; want false and an error", sent, err)
+			}
+			// Nothing follows the close frame: the next read times out.
+			_ = raw.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if f, err := raw.ReadFrame(); err == nil {
+				t.Fatalf("a frame after the close frame: %+v", f)
+			}
+			_ = raw.Conn.SetReadDeadline(time.Time{})
+			if err := raw.WriteFrame(wstest.Frame{Fin: true, Opcode: 0x8, Masked: true, Payload: wstest.ClosePayload(1000, "")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-closed; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
 	}
 }

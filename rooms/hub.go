@@ -483,8 +483,9 @@ func (r *room) deliver(pub Publication) {
 const yieldEvery = 32
 
 // queueLocked gives d to every member (only envelope members for a
-// presence event) but skip: written at once to those whose connection
-// takes it without waiting (see TrySender), queued for the others.
+// presence event) but skip: a publication is written at once to those
+// whose connection takes it without waiting (see TrySender), and queued
+// for the others; an event is queued for all.
 // Members whose queue is full are stopped and taken out of the room at
 // once; their writers close them. It runs under r.mu.
 func (r *room) queueLocked(d *delivery, skip *Member) {
@@ -494,17 +495,23 @@ func (r *room) queueLocked(d *delivery, skip *Member) {
 		if m == skip || d.pub == nil && !m.envelopes {
 			continue
 		}
-		if done, written := m.tryNow(d); done {
-			if written {
-				now++
-				if now%yieldEvery == 0 {
-					// Writing to thousands of members takes milliseconds:
-					// let what waits for a processor (other connections'
-					// reads, echo) go first now and then.
-					runtime.Gosched()
+		// Events (presence, member counts) are always queued: they are
+		// given out under the hub's lock too, which must not wait for
+		// thousands of writes.
+		if d.pub != nil {
+			if done, written := m.tryNow(d); done {
+				if written {
+					now++
+					if now%yieldEvery == 0 {
+						// Writing to thousands of members takes
+						// milliseconds: let what waits for a processor
+						// (other connections' reads, echo) go first now
+						// and then.
+						runtime.Gosched()
+					}
 				}
+				continue
 			}
-			continue
 		}
 		m.inflight.Add(1)
 		select {

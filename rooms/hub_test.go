@@ -27,16 +27,11 @@ func newHub(t testing.TB, opts *rooms.HubOptions) *rooms.Hub {
 	return h
 }
 
-// roomServer serves WebSocket members of hub at /?room=NAME on loopback and
+// roomServer serves WebSocket members of hub at /?room=NAME on loopback, on
+// engine eng ("" for the default), and
 // returns its ws:// URL. Every message a member sends is published to its
 // room.
-func roomServer(t testing.TB, hub *rooms.Hub) string {
-	t.Helper()
-	return roomServerOn(t, hub, "")
-}
-
-// roomServerOn is roomServer with its connections on engine eng.
-func roomServerOn(t testing.TB, hub *rooms.Hub, eng wschan.Engine) string {
+func roomServer(t testing.TB, hub *rooms.Hub, eng wschan.Engine) string {
 	t.Helper()
 	var wg sync.WaitGroup
 	u, _ := wstest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +81,7 @@ func TestFanOutOverWebSocket(t *testing.T) {
 			const senders, perSender = 4, 50
 			ctx := wstest.Context(t, testTimeout)
 			hub := newHub(t, nil)
-			u := roomServerOn(t, hub, eng) + "/?room=lobby"
+			u := roomServer(t, hub, eng) + "/?room=lobby"
 			var members []*wschan.Channel
 			for range senders {
 				members = append(members, wstest.Dial(t, u, nil))

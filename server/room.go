@@ -192,8 +192,8 @@ func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte)
 }
 
 // TrySend lets the hub write to the member from the goroutine that
-// delivers the room's message when the connection takes it at once (the
-// poll engine): see rooms.TrySender.
+// delivers the room's message when the connection takes it at once: see
+// rooms.TrySender.
 func (c roomConn) TrySend(typ wschan.MessageType, data []byte) (bool, error) {
 	sent, err := c.ch.TrySend(typ, data)
 	if sent {
