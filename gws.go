@@ -80,8 +80,8 @@ func (g *gwsConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 	}
 	g.wmu.RLock()
 	defer g.wmu.RUnlock()
-	if _, _, closing := g.t.ledger.sent(); g.wclosed || closing {
-		return false, errConnShutDown // no data after this side's close frame
+	if g.wclosed {
+		return false, errConnShutDown
 	}
 	sent, err := g.t.tryWrite(byte(typ), p)
 	if err != nil && err != errConnShutDown {

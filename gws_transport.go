@@ -258,7 +258,7 @@ func (c *gwsTransport) tryWrite(op byte, p []byte) (bool, error) {
 	}
 	defer c.wmu.Unlock()
 	if _, _, closing := c.ledger.sent(); closing {
-		return false, errConnShutDown // a close frame went out before wmu was taken
+		return false, errConnShutDown // no data after this side's close frame
 	}
 	t := c.try
 	if t == nil {
