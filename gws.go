@@ -71,13 +71,8 @@ func (g *gwsConn) writeMessage(typ MessageType, p []byte) error {
 }
 
 // tryWriteMessage writes a data message around the engine when the socket
-// takes it at once (see tryWriter). Only on a server's connection without
-// permessage-deflate: a client masks its frames, and a compressed message
-// needs the engine's compression window.
+// takes it at once (see tryWriter), on a connection that is tryable.
 func (g *gwsConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
-	if !g.rules.masked || g.rules.deflate {
-		return false, nil
-	}
 	g.wmu.RLock()
 	defer g.wmu.RUnlock()
 	if g.wclosed {
@@ -90,7 +85,9 @@ func (g *gwsConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
 	return sent, err
 }
 
-// tryable: see tryWriter.
+// tryable: see tryWriter. Only a server's connection over a socket of
+// its own, without permessage-deflate: a client masks its frames, and a
+// compressed message needs the engine's compression window.
 func (g *gwsConn) tryable() bool {
 	_, plain := g.t.Conn.(syscall.Conn)
 	return canTryWrite && plain && g.rules.masked && !g.rules.deflate

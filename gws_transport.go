@@ -263,7 +263,7 @@ func (c *gwsTransport) tryWrite(op byte, p []byte) (bool, error) {
 	t := c.try
 	if t == nil {
 		t = &transportTry{}
-		if sc, ok := c.Conn.(syscall.Conn); ok && canTryWrite {
+		if sc, ok := c.Conn.(syscall.Conn); ok {
 			t.raw, _ = sc.SyscallConn()
 		}
 		t.fn = t.write

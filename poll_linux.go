@@ -551,19 +551,16 @@ func (c *pollConn) writeAll(a, b []byte, stop <-chan struct{}) error {
 	return nil
 }
 
+// tryable: see tryWriter.
+func (c *pollConn) tryable() bool { return true }
+
 // tryWriteMessage writes a data message if the socket takes it now (see
 // tryWriter): false, with nothing sent, when another write holds the
 // connection, a frame left by an earlier call is still unsent, or the
 // socket takes none of the frame. What the socket does not take of a frame
 // it has begun (or of a compressed frame: the deflater has moved on) is
 // kept in pend and goes out before anything else.
-// tryable: see tryWriter.
-func (c *pollConn) tryable() bool { return true }
-
 func (c *pollConn) tryWriteMessage(typ MessageType, p []byte) (bool, error) {
-	if c.closeOut.Load() {
-		return false, errCloseSent
-	}
 	if !c.wmu.TryLock() {
 		return false, nil
 	}

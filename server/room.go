@@ -184,11 +184,16 @@ func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte)
 	if err := c.ch.Send(ctx, typ, data); err != nil {
 		return err
 	}
+	c.sent(len(data))
+	return nil
+}
+
+// sent counts a message written to the member.
+func (c roomConn) sent(n int) {
 	se := c.se
-	se.traffic.sent(len(data))
+	se.traffic.sent(n)
 	se.s.m.roomOut.Inc()
 	se.lastIn.Store(monotime()) // a member that only listens is not idle
-	return nil
 }
 
 // TrySend lets the hub write to the member from the goroutine that
@@ -197,10 +202,7 @@ func (c roomConn) Send(ctx context.Context, typ wschan.MessageType, data []byte)
 func (c roomConn) TrySend(typ wschan.MessageType, data []byte) (bool, error) {
 	sent, err := c.ch.TrySend(typ, data)
 	if sent {
-		se := c.se
-		se.traffic.sent(len(data))
-		se.s.m.roomOut.Inc()
-		se.lastIn.Store(monotime())
+		c.sent(len(data))
 	}
 	return sent, err
 }
