@@ -257,11 +257,14 @@ func (c *wsconn) write(ctx context.Context, typ MessageType, data []byte) error 
 // Channel.TrySend). A refused message does not count as a Send for the
 // keepalive: only one that went out does.
 func (c *wsconn) tryWrite(typ MessageType, data []byte) (bool, error) {
+	if c.localClose.Load() || c.ended.fired() {
+		// Set before this side's close frame is written: a TrySend that
+		// finds the frame's write holding the socket must not read that
+		// as "would wait".
+		return false, c.sendErr(net.ErrClosed)
+	}
 	tw, ok := c.e.(tryWriter)
 	if !ok || !tw.tryable() {
-		if c.ended.fired() {
-			return false, c.sendErr(net.ErrClosed)
-		}
 		return false, nil
 	}
 	if typ == Text && !utf8.Valid(data) {
