@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -40,6 +41,9 @@ func newServeCmd(lookupEnv lookupEnvFunc) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := o.applyEnv(cmd, lookupEnv); err != nil {
 			return err
+		}
+		if pct, ok := gcPercent(o.cfg.Engine, lookupEnv); ok {
+			debug.SetGCPercent(pct)
 		}
 		return o.serve(cmd)
 	}
@@ -98,7 +102,8 @@ func (o *serveOptions) command() *cobra.Command {
 		"negotiate permessage-deflate when the client offers it (default off)")
 	fs.StringVar((*string)(&c.Engine), name("engine"), string(server.DefaultEngine),
 		"what runs the connections: `poll` (the operating system's poller: no goroutine or buffer for a waiting connection; "+
-			"TLS and HTTP/2 connections fall back) or goroutine (one per connection)")
+			"TLS and HTTP/2 connections fall back; the garbage collector then runs at GOGC=25 unless GOGC is set) "+
+			"or goroutine (one per connection)")
 	fs.StringVar(&c.Greeting, name("greeting"), "",
 		"`text` message sent once on connect, before any echo (default none: pure echo)")
 	boolVar(&c.NoScenarios, "no-scenarios",
