@@ -20,8 +20,9 @@ import (
 )
 
 // Early handshakes: with the poll engine, a WebSocket handshake over plain
-// TCP is read and answered here, on a goroutine of its own with a buffer
-// the size of the request, instead of by the http.Server. What this saves
+// TCP is read and answered here, with a buffer the size of the request (on
+// the poller on Linux, early_linux.go; elsewhere on a goroutine of its
+// own), instead of by the http.Server. What this saves
 // is the http.Server's per-connection state, which a hijacking handler
 // cannot hand back: a 4 KiB read buffer and a 4 KiB write buffer for every
 // connection (pooled for requests that finish, garbage for ones that
@@ -45,9 +46,9 @@ type earlyListener struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
-	pending map[net.Conn]struct{} // connections whose request head is being read
-	err     error                 // why accepting stopped
-	wg      sync.WaitGroup        // the accept loop and the handshake goroutines
+	pending map[io.Closer]struct{} // connections whose request head is being read
+	err     error                  // why accepting stopped
+	wg      sync.WaitGroup         // the accept loop and the handshake goroutines
 }
 
 // earlyHandshakes reports whether the server reads WebSocket handshakes
@@ -58,7 +59,7 @@ func (s *Server) earlyHandshakes() bool {
 
 func (s *Server) newEarlyListener(ctx context.Context, ln net.Listener) *earlyListener {
 	el := &earlyListener{Listener: ln, s: s, ctx: ctx, conns: make(chan net.Conn),
-		closed: make(chan struct{}), pending: map[net.Conn]struct{}{}}
+		closed: make(chan struct{}), pending: map[io.Closer]struct{}{}}
 	el.wg.Go(el.acceptLoop)
 	return el
 }
@@ -89,6 +90,9 @@ func (el *earlyListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if el.readHeads(c) {
+			continue // its head is read on the poller
+		}
 		el.mu.Lock()
 		select {
 		case <-el.closed:
@@ -143,7 +147,8 @@ func (el *earlyListener) stop(err error) {
 // wait waits for the accept loop and every handshake goroutine.
 func (el *earlyListener) wait() { el.wg.Wait() }
 
-// handshake reads c's request head and serves it, or hands c on.
+// handshake reads c's request head on this goroutine and serves it, or
+// hands c on (where heads are not read on the poller).
 func (el *earlyListener) handshake(c net.Conn) {
 	defer el.wg.Done()
 	buf, end, err := readHead(c, el.s.cfg.HandshakeTimeout, maxHeaderBytes)
@@ -162,7 +167,16 @@ func (el *earlyListener) handshake(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	var req *http.Request
+	el.serveHead(c, buf, end)
+}
+
+// serveHead serves c, whose request head is buf[:end], or hands it on to
+// the http.Server with buf (end is 0 when buf holds no whole head).
+func (el *earlyListener) serveHead(c net.Conn, buf []byte, end int) {
+	var (
+		req *http.Request
+		err error
+	)
 	if end > 0 {
 		req, err = http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(buf[:end]), end))
 	}

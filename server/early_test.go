@@ -53,6 +53,41 @@ func TestHandshakeWithFrameBehind(t *testing.T) {
 	}
 }
 
+// A handshake that arrives a byte at a time (the end of the head split
+// across reads at every point) is answered as one that arrives whole.
+func TestHandshakeByteByByte(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	for i := range len(upgradeRequest) {
+		if _, err := c.Write([]byte{upgradeRequest[i]}); err != nil {
+			t.Fatalf("byte %d: %v", i, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answered %v, %v", resp, err)
+	}
+	frame := wstest.Frame{Fin: true, Opcode: 0x2, Masked: true, Payload: []byte{1, 2, 3}}.Encode()
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	var echo [5]byte
+	if _, err := io.ReadFull(br, echo[:]); err != nil || string(echo[:]) != "\x82\x03\x01\x02\x03" {
+		t.Fatalf("echo %q, %v", echo, err)
+	}
+}
+
 // A refused upgrade gets a whole HTTP answer (status, headers, body) and
 // the connection ends; a request that is not an upgrade still gets the
 // page on a connection that stays open.
