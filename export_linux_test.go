@@ -18,3 +18,14 @@ func (c *pollConn) pendingBytes() int {
 	defer c.wmu.Unlock()
 	return len(c.pend)
 }
+
+// HoldsParser reports whether ch's connection, on the poll engine, holds a
+// frame parser (it should only while a frame or message is partly read).
+func HoldsParser(ch *Channel) bool {
+	c := ch.cur.Load()
+	if c == nil {
+		return false
+	}
+	p, ok := c.e.(*pollConn)
+	return ok && p.parser.Load() != nil
+}

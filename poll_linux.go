@@ -46,7 +46,7 @@ type pollConn struct {
 	fd     int
 	reg    *poll.Registration
 	ev     connEvents
-	parser *frame.Parser
+	parser atomic.Pointer[frame.Parser] // only mid-frame or mid-message; see parsers
 	borrow bool   // events are consumed during the call (OnMessage): no copy
 	pre    []byte // bytes the client sent behind its handshake
 	limit  int    // the engine's message limit (engineLimit of the read limit)
@@ -136,7 +136,6 @@ func acceptPoll(conn net.Conn, br *bufio.Reader, r *http.Request, protocol strin
 	if onDetach != nil {
 		onDetach(conn, c)
 	}
-	c.parser = frame.NewParser(frame.Config{Masked: true, MaxMessage: c.limit, Deflate: c.inf != nil})
 	return c, nil
 }
 
@@ -256,9 +255,26 @@ func (c *pollConn) read(buf []byte) (int, error) {
 // errStop stops the parser's events once the connection is over.
 var errStop = errors.New("stop")
 
+// parsers holds the parsers of connections that are between messages:
+// a connection has one only while a frame or message of its is partly
+// read (or its stream ended), so an idle connection holds none.
+var parsers = sync.Pool{New: func() any { return new(frame.Parser) }}
+
 // feed parses b and reports whether the connection goes on.
 func (c *pollConn) feed(b []byte) bool {
-	err := c.parser.Feed(b, c.emit)
+	p := c.parser.Load()
+	if p == nil {
+		p = parsers.Get().(*frame.Parser)
+		p.Reset(frame.Config{Masked: true, MaxMessage: c.limit, Deflate: c.inf != nil})
+		c.parser.Store(p)
+	}
+	err := p.Feed(b, c.emit)
+	if err == nil && p.Idle() {
+		// The events emitted are over (a callback's data is valid only
+		// during the call; the stream's are copies).
+		c.parser.Store(nil)
+		parsers.Put(p)
+	}
 	if err == nil {
 		if c.aborted.Load() {
 			c.finish(endCause{err: errConnShutDown})

@@ -124,6 +124,17 @@ type Parser struct {
 // NewParser returns a parser for cfg.
 func NewParser(cfg Config) *Parser { return &Parser{cfg: cfg} }
 
+// Idle reports whether p is between messages: no partial frame, no
+// message open, and nothing seen that ends the stream. An idle parser
+// holds nothing but its Config: a connection may let it go (to a pool, say)
+// and Reset another when bytes come.
+func (p *Parser) Idle() bool {
+	return p.hdrN == 0 && p.msgOp == 0 && p.ctl == nil && !p.closed && p.failure == nil
+}
+
+// Reset makes p as NewParser(cfg) would, keeping its message buffer.
+func (p *Parser) Reset(cfg Config) { *p = Parser{cfg: cfg, msg: p.msg[:0]} }
+
 // maxIdleMsg is the most message buffer a parser keeps between messages:
 // a larger one is dropped once its message has been emitted, so that an
 // idle connection holds no big buffer.

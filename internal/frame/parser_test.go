@@ -161,3 +161,68 @@ func FuzzParserSplits(f *testing.F) {
 		}
 	})
 }
+
+// Idle is true between messages only; a Reset parser parses as a new one
+// with its new Config.
+func TestParserIdleAndReset(t *testing.T) {
+	p := frame.NewParser(frame.Config{Masked: true, MaxMessage: 1 << 10})
+	noop := func(frame.Event) error { return nil }
+	feed := func(b []byte) {
+		t.Helper()
+		if err := p.Feed(b, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.Idle() {
+		t.Fatal("new parser not idle")
+	}
+	whole := enc(true, 0, 0x2, true, []byte("hello"))
+	feed(whole[:3])
+	if p.Idle() {
+		t.Fatal("idle inside a frame header")
+	}
+	feed(whole[3:7])
+	if p.Idle() {
+		t.Fatal("idle inside a payload")
+	}
+	feed(whole[7:])
+	if !p.Idle() {
+		t.Fatal("not idle after a whole message")
+	}
+	feed(enc(false, 0, 0x1, true, []byte("first ")))
+	if p.Idle() {
+		t.Fatal("idle with a fragmented message open")
+	}
+	feed(enc(true, 0, 0xA, true, []byte("pong between")))
+	if p.Idle() {
+		t.Fatal("idle with a fragmented message open, after a control frame")
+	}
+	feed(enc(true, 0, 0x0, true, []byte("half")))
+	if !p.Idle() {
+		t.Fatal("not idle after the last fragment")
+	}
+	feed(enc(true, 0, 0x8, true, []byte{0x03, 0xe8}))
+	if p.Idle() {
+		t.Fatal("idle after the close frame")
+	}
+
+	p.Reset(frame.Config{Masked: true, MaxMessage: 4})
+	if !p.Idle() {
+		t.Fatal("not idle after Reset")
+	}
+	var got []frame.Event
+	if err := p.Feed(enc(true, 0, 0x2, true, []byte("ok")), func(e frame.Event) error {
+		got = append(got, e)
+		return nil
+	}); err != nil || len(got) != 1 || string(got[0].Data) != "ok" {
+		t.Fatalf("after Reset: %v, %+v", err, got)
+	}
+	err := p.Feed(enc(true, 0, 0x2, true, []byte("too long")), noop)
+	var fe *frame.Error
+	if !errors.As(err, &fe) || fe.Code != frame.CodeMessageTooBig {
+		t.Fatalf("message over the new limit: %v; want 1009", err)
+	}
+	if p.Idle() {
+		t.Fatal("idle after a violation")
+	}
+}
