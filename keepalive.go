@@ -10,16 +10,20 @@ import (
 // keepalive sends a ping every interval and ends a connection whose peer
 // stops answering: a ping that gets no answer for timeout, while nothing
 // else arrives and the connection is not busy (see keepaliveConn.busy),
-// aborts it. A timer drives it (no goroutine while it waits), re-armed
-// from timestamps: nothing on the message path touches it.
+// aborts it. A shared timer drives it (ticks, a tickHeap: no goroutine and
+// no timer of its own while it waits), re-armed from timestamps: nothing on
+// the message path touches it.
 type keepalive struct {
 	interval time.Duration
 	timeout  time.Duration // 0: pings only measure the round trip
 	c        keepaliveConn
 	now      func() int64 // monotonic nanoseconds
 
+	sched *tickHeap // runs tick (ticks, or a test's)
+	due   int64     // when tick is due (under sched.mu)
+	idx   int32     // index in sched's heap, -1 when not in it (under sched.mu)
+
 	mu      sync.Mutex
-	timer   *time.Timer
 	stopped bool
 	pings   sync.WaitGroup // ping writes under way
 
@@ -47,7 +51,9 @@ func (k *keepalive) start() {
 		return
 	}
 	k.mu.Lock()
-	k.timer = time.AfterFunc(k.interval, k.tick)
+	if !k.stopped {
+		k.sched.schedule(k, k.interval)
+	}
 	k.mu.Unlock()
 }
 
@@ -55,8 +61,8 @@ func (k *keepalive) start() {
 func (k *keepalive) stop() {
 	k.mu.Lock()
 	k.stopped = true
-	if k.timer != nil {
-		k.timer.Stop()
+	if k.sched != nil {
+		k.sched.remove(k)
 	}
 	k.mu.Unlock()
 }
@@ -117,7 +123,7 @@ func (k *keepalive) tick() {
 		k.pings.Add(1)
 		go k.writePing(now)
 	}
-	k.timer.Reset(next)
+	k.sched.schedule(k, next)
 }
 
 func (k *keepalive) expire() {

@@ -47,9 +47,9 @@ type pollConn struct {
 	reg    *poll.Registration
 	ev     connEvents
 	parser atomic.Pointer[frame.Parser] // only mid-frame or mid-message; see parsers
-	borrow bool   // events are consumed during the call (OnMessage): no copy
-	pre    []byte // bytes the client sent behind its handshake
-	limit  int    // the engine's message limit (engineLimit of the read limit)
+	borrow bool                         // events are consumed during the call (OnMessage): no copy
+	pre    []byte                       // bytes the client sent behind its handshake
+	limit  int                          // the engine's message limit (engineLimit of the read limit)
 
 	// permessage-deflate, when negotiated: nil otherwise. The inflater is
 	// used by the read side alone, the deflater under wmu (compression
