@@ -231,6 +231,15 @@ func (h *headConn) close() bool {
 	if h.timer != nil {
 		h.timer.Stop()
 	}
+	// Read what the client sent that the poller has not read yet: closing
+	// a socket with unread bytes resets the connection, and the client
+	// should see it end, as it did when the http.Server closed it.
+	var discard [512]byte
+	for range 128 {
+		if n, err := unix.Read(h.fd, discard[:]); n <= 0 || err != nil {
+			break
+		}
+	}
 	_ = unix.Close(h.fd)
 	return true
 }
