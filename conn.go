@@ -47,7 +47,7 @@ var (
 
 func newWSConn(ch *Channel, e engineConn, protocol string) *wsconn {
 	c := &wsconn{ch: ch, e: e, protocol: protocol}
-	c.k = keepalive{interval: ch.set.pingInterval, timeout: ch.set.pingTimeout, c: c, now: monotime, sched: ticks, idx: -1}
+	c.k = keepalive{interval: ch.set.pingInterval, timeout: ch.set.pingTimeout, c: c, now: monotime, sched: tickHeapFor()}
 	if ch.client && ch.rc != nil {
 		c.live = make(chan struct{}) // see reconnector.open
 	}

@@ -21,7 +21,7 @@ type keepalive struct {
 
 	sched *tickHeap // runs tick (ticks, or a test's)
 	due   int64     // when tick is due (under sched.mu)
-	idx   int32     // index in sched's heap, -1 when not in it (under sched.mu)
+	idx   int32     // index in sched's heap plus one, 0 when not in it (under sched.mu)
 
 	mu      sync.Mutex
 	stopped bool
@@ -126,9 +126,19 @@ func (k *keepalive) tick() {
 	k.sched.schedule(k, next)
 }
 
+// expire declares the peer dead, unless the keepalive was stopped
+// meanwhile (its tick may have been taken from the heap just before); the
+// socket is closed on a goroutine of its own, since closing may wait (a
+// TLS connection's close_notify) and ticks run one after another.
 func (k *keepalive) expire() {
+	k.mu.Lock()
+	if k.stopped {
+		k.mu.Unlock()
+		return
+	}
 	k.timedOut.Store(true)
-	k.c.abort()
+	k.mu.Unlock()
+	go k.c.abort()
 }
 
 // writePing writes the ping queued at id (its payload) and notes when it

@@ -68,7 +68,7 @@ func newTestKeepalive(interval, timeout time.Duration) (*keepalive, *fakeConn) {
 	start := time.Now()
 	now := func() int64 { return int64(time.Since(start)) }
 	f := &fakeConn{now: now}
-	return &keepalive{interval: interval, timeout: timeout, c: f, now: now, sched: newTickHeap(now), idx: -1}, f
+	return &keepalive{interval: interval, timeout: timeout, c: f, now: now, sched: newTickHeap(now)}, f
 }
 
 // after lets d pass on the bubble's clock and waits for what it set off.

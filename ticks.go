@@ -22,8 +22,22 @@ type tickHeap struct {
 	armed int64       // when timer fires; 0 while stopped
 }
 
-// ticks is the tickHeap of every connection's keepalive.
+// ticks is the tickHeap of every connection's keepalive, but see
+// tickHeapFor.
 var ticks = newTickHeap(monotime)
+
+// tickHeapFor returns the heap for a keepalive made now: ticks, unless
+// the clock reads before the process began. That is a testing/synctest
+// bubble, whose fake clock starts in the year 2000: its keepalives get a
+// heap of their own, whose timer then belongs to the bubble, as a timer
+// of their own did (a bubble's timer cannot be used from outside it, nor a
+// bubble's channel from the shared heap's goroutine).
+func tickHeapFor() *tickHeap {
+	if monotime() < 0 {
+		return newTickHeap(monotime)
+	}
+	return ticks
+}
 
 func newTickHeap(now func() int64) *tickHeap { return &tickHeap{now: now} }
 
@@ -33,8 +47,8 @@ func (t *tickHeap) schedule(k *keepalive, d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k.due = at
-	if k.idx >= 0 {
-		heap.Fix(&t.h, int(k.idx))
+	if k.idx > 0 {
+		heap.Fix(&t.h, int(k.idx)-1)
 	} else {
 		heap.Push(&t.h, k)
 	}
@@ -45,8 +59,8 @@ func (t *tickHeap) schedule(k *keepalive, d time.Duration) {
 func (t *tickHeap) remove(k *keepalive) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if k.idx >= 0 {
-		heap.Remove(&t.h, int(k.idx))
+	if k.idx > 0 {
+		heap.Remove(&t.h, int(k.idx)-1)
 	}
 }
 
@@ -92,12 +106,12 @@ func (q tickQueue) Len() int           { return len(q) }
 func (q tickQueue) Less(i, j int) bool { return q[i].due < q[j].due }
 func (q tickQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].idx, q[j].idx = int32(i), int32(j)
+	q[i].idx, q[j].idx = int32(i+1), int32(j+1)
 }
 
 func (q *tickQueue) Push(x any) {
 	k := x.(*keepalive)
-	k.idx = int32(len(*q))
+	k.idx = int32(len(*q) + 1)
 	*q = append(*q, k)
 }
 
@@ -106,7 +120,7 @@ func (q *tickQueue) Pop() any {
 	n := len(old) - 1
 	k := old[n]
 	old[n] = nil
-	k.idx = -1
+	k.idx = 0
 	*q = old[:n]
 	if cap(*q) > 64 && len(*q) < cap(*q)/4 {
 		*q = append(tickQueue(nil), *q...) // give back what a burst of connections grew

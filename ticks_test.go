@@ -20,7 +20,7 @@ func TestTickHeap(t *testing.T) {
 			fs[i] = &fakeConn{now: now}
 			// Intervals 1..20 s, in no order; timeout 0: pings only.
 			iv := time.Duration(1+(i*7)%20) * time.Second
-			ks[i] = &keepalive{interval: iv, c: fs[i], now: now, sched: sched, idx: -1}
+			ks[i] = &keepalive{interval: iv, c: fs[i], now: now, sched: sched}
 			ks[i].start()
 		}
 		for i := 1; i < n; i += 2 {
@@ -47,6 +47,19 @@ func TestTickHeap(t *testing.T) {
 		sched.mu.Unlock()
 		if left != 0 || room > 64 {
 			t.Fatalf("after every stop the heap holds %d (room for %d)", left, room)
+		}
+	})
+}
+
+// Keepalives made inside a synctest bubble get a heap of their own (its
+// timer belongs to the bubble); others share ticks.
+func TestTickHeapForBubble(t *testing.T) {
+	if tickHeapFor() != ticks {
+		t.Fatal("outside a bubble: not the shared heap")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		if h := tickHeapFor(); h == ticks || h == nil {
+			t.Fatal("inside a bubble: the shared heap")
 		}
 	})
 }

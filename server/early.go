@@ -250,8 +250,6 @@ func (el *earlyListener) handOn(c net.Conn, read []byte) {
 // serveUpgrade runs the server's handler for a WebSocket upgrade request
 // read early; rest is what the client sent after the head.
 func (el *earlyListener) serveUpgrade(c net.Conn, req *http.Request, rest []byte) {
-	req.RemoteAddr = c.RemoteAddr().String()
-	req = req.WithContext(withConn(el.ctx, c))
 	w := &upgradeWriter{c: c, rest: rest, header: http.Header{}}
 	defer func() {
 		if p := recover(); p != nil {
@@ -261,6 +259,8 @@ func (el *earlyListener) serveUpgrade(c net.Conn, req *http.Request, rest []byte
 			}
 		}
 	}()
+	req.RemoteAddr = c.RemoteAddr().String()
+	req = req.WithContext(withConn(el.ctx, c))
 	el.s.mux.ServeHTTP(w, req)
 	if !w.hijacked {
 		w.finish(req.Method == http.MethodHead, el.s.cfg.WriteTimeout)

@@ -4,11 +4,9 @@ package server
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/wschan/wschan/internal/poll"
@@ -32,22 +30,32 @@ import (
 // on this package's; then it accepts, the same way, every other client
 // already waiting, without Go's poller. False when c has no socket (the
 // caller then reads its head on a goroutine).
+//
+// Only a plain *net.TCPListener's connections: a listener of another type
+// (one that limits or filters what it accepts, say) is accepted through,
+// and its connections' heads are read on goroutines as before.
 func (el *earlyListener) readHeads(c net.Conn) bool {
-	fd, err := takeSocket(c)
+	ln, ok := el.Listener.(*net.TCPListener)
+	if !ok {
+		return false
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	fd, err := takeSocket(tc)
 	if err != nil {
 		return false
 	}
 	el.startHead(fd)
-	sc, ok := el.Listener.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
+	raw, err := ln.SyscallConn()
 	if err != nil {
 		return true
 	}
+	// At most drainMax at a time: Control holds the listener, whose Close
+	// (stopping the server) waits for it.
 	_ = raw.Control(func(s uintptr) {
-		for {
+		for range drainMax {
 			fd, _, err := unix.Accept4(int(s), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			switch {
 			case err == nil:
@@ -62,14 +70,13 @@ func (el *earlyListener) readHeads(c net.Conn) bool {
 	return true
 }
 
+// drainMax is how many waiting clients readHeads accepts after one.
+const drainMax = 256
+
 // takeSocket returns a duplicate of c's socket, non-blocking as Go's are,
 // and closes c: the socket leaves Go's poller.
-func takeSocket(c net.Conn) (int, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1, errors.New("no socket")
-	}
-	raw, err := sc.SyscallConn()
+func takeSocket(c *net.TCPConn) (int, error) {
+	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
@@ -116,6 +123,12 @@ func (el *earlyListener) startHead(fd int) {
 	// Under mu, so that neither the timeout nor a Read can close fd (and
 	// its number go to another socket) before Add has seen it.
 	h.mu.Lock()
+	if h.done {
+		// The listener stopped in between and closed fd: its number may be
+		// another socket's by now.
+		h.mu.Unlock()
+		return
+	}
 	h.timer = time.AfterFunc(el.s.cfg.HandshakeTimeout, h.expire)
 	err := h.reg.Add(fd)
 	h.mu.Unlock()
@@ -193,6 +206,12 @@ func (h *headConn) finish(end int) {
 	_ = f.Close()
 	if err != nil {
 		el.s.log.Warn("handshake dropped: socket not usable", "err", err)
+		return
+	}
+	if c.RemoteAddr() == nil {
+		// The client reset the connection already (getpeername fails):
+		// nobody is left to answer.
+		_ = c.Close()
 		return
 	}
 	// On the poller's goroutine, as the engine runs its callbacks: a burst

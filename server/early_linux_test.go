@@ -16,8 +16,8 @@ import (
 // On the poll engine, clients that send half a request head and stop hold
 // no goroutine each (their heads wait on the poller), a whole handshake
 // beside them is served, and the server still stops at once.
+// Not parallel: it counts the process's goroutines.
 func TestHalfSentHeadsHoldNoGoroutine(t *testing.T) {
-	t.Parallel()
 	const n = 300
 	srv := start(t, server.Config{Engine: wschan.EnginePoll, HandshakeTimeout: time.Hour})
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -34,7 +34,6 @@ func TestHalfSentHeadsHoldNoGoroutine(t *testing.T) {
 	if m, err := ch.Read(t.Context()); err != nil || string(m.Data) != "beside them" {
 		t.Fatalf("echo %q, %v", m.Data, err)
 	}
-	// Other tests run in parallel: allow for some of their goroutines.
 	if grew := runtime.NumGoroutine() - g0; grew >= n/3 {
 		t.Fatalf("%d goroutines more with %d half-sent heads open; want far fewer than one each", grew, n)
 	}

@@ -88,6 +88,33 @@ func TestHandshakeByteByByte(t *testing.T) {
 	}
 }
 
+// Clients that send a whole upgrade request and reset the connection at
+// once leave the server serving the others (the handshake finds no peer
+// address; it must not take the server down).
+func TestHandshakeThenReset(t *testing.T) {
+	t.Parallel()
+	srv := start(t, server.Config{})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, upgradeRequest); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
+	}
+	ch := wstest.Dial(t, srv.WS+"/ws", nil)
+	if err := ch.SendText(t.Context(), "still here"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ch.Read(t.Context()); err != nil || string(m.Data) != "still here" {
+		t.Fatalf("echo %q, %v", m.Data, err)
+	}
+}
+
 // A refused upgrade gets a whole HTTP answer (status, headers, body) and
 // the connection ends; a request that is not an upgrade still gets the
 // page on a connection that stays open.
