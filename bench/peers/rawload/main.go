@@ -67,10 +67,15 @@ func main() {
 	hold := flag.Bool("hold", false, "open -conns idle connections and hold them until SIGINT/SIGTERM")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long (echo mode)")
+	rate := flag.Float64("rate", 0, "messages a second in all, spread evenly over the connections (each still waits for its echo); 0: as fast as echoes come")
 	flag.Parse()
-	if *conns < 1 || *msgs < 0 || *size < 1 || *dialers < 1 {
-		fmt.Fprintln(os.Stderr, "rawload: -conns, -size and -dialers must be at least 1; -msgs at least 0")
+	if *conns < 1 || *msgs < 0 || *size < 1 || *dialers < 1 || *rate < 0 {
+		fmt.Fprintln(os.Stderr, "rawload: -conns, -size and -dialers must be at least 1; -msgs and -rate at least 0")
 		os.Exit(2)
+	}
+	var every time.Duration // between one connection's messages
+	if *rate > 0 {
+		every = time.Duration(float64(*conns) / *rate * float64(time.Second))
 	}
 	addr := strings.TrimPrefix(*url, "tcp://")
 
@@ -96,7 +101,7 @@ func main() {
 			wg.Go(func() {
 				stopOnDone := context.AfterFunc(ctx, func() { _ = conn.Close() })
 				defer stopOnDone()
-				if err := run(conn, i, *size, *msgs, &c); err != nil {
+				if err := run(conn, i, *size, *msgs, every, &c); err != nil {
 					c.fail(err)
 				}
 			})
@@ -145,9 +150,10 @@ func dialAll(ctx context.Context, addr string, n, dialers int, c *counters) []ne
 }
 
 // run sends msgs messages of size bytes on conn, each after the echo of the
-// one before, and checks every echo. The first 8 bytes carry the message
-// number, so a reply out of order is caught.
-func run(conn net.Conn, id, size, msgs int, c *counters) error {
+// one before (and, with every > 0, no sooner than every after the one
+// before was due), and checks every echo. The first 8 bytes carry the
+// message number, so a reply out of order is caught.
+func run(conn net.Conn, id, size, msgs int, every time.Duration, c *counters) error {
 	out := make([]byte, size)
 	for i := range out {
 		out[i] = 'a' + byte((id+i)%26)
@@ -155,7 +161,14 @@ func run(conn net.Conn, id, size, msgs int, c *counters) error {
 	in := make([]byte, size)
 	got := 0
 	defer func() { c.messages.Add(int64(got)) }()
+	due := time.Now()
 	for seq := range msgs {
+		if every > 0 {
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+			due = due.Add(every)
+		}
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(seq))
 		copy(out, b[:])
