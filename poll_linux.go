@@ -147,27 +147,9 @@ func detach(conn net.Conn) (int, error) {
 		_ = conn.Close()
 		return -1, errors.New("connection has no socket")
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		_ = conn.Close()
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	fd := -1
-	var derr error
-	if err := raw.Control(func(s uintptr) {
-		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		derr = err
-	}
+	fd, err := poll.Take(sc)
 	_ = conn.Close()
-	if derr != nil {
-		return -1, fmt.Errorf("socket: dup: %w", derr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	return fd, nil
+	return fd, err
 }
 
 // secAccept is Sec-WebSocket-Accept for key (RFC 6455, section 4.2.2).

@@ -43,10 +43,11 @@ func (el *earlyListener) readHeads(c net.Conn) bool {
 	if !ok {
 		return false
 	}
-	fd, err := takeSocket(tc)
+	fd, err := poll.Take(tc)
 	if err != nil {
 		return false
 	}
+	_ = tc.Close()
 	el.startHead(fd)
 	raw, err := ln.SyscallConn()
 	if err != nil {
@@ -72,25 +73,6 @@ func (el *earlyListener) readHeads(c net.Conn) bool {
 
 // drainMax is how many waiting clients readHeads accepts after one.
 const drainMax = 256
-
-// takeSocket returns a duplicate of c's socket, non-blocking as Go's are,
-// and closes c: the socket leaves Go's poller.
-func takeSocket(c *net.TCPConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var derr error
-	if err := raw.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, derr
-	}
-	_ = c.Close()
-	return fd, nil
-}
 
 // headConn is an accepted socket whose request head is being read on the
 // poller.

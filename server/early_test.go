@@ -58,14 +58,7 @@ func TestHandshakeWithFrameBehind(t *testing.T) {
 func TestHandshakeByteByByte(t *testing.T) {
 	t.Parallel()
 	srv := start(t, server.Config{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	c := dialWrite(t, strings.TrimPrefix(srv.URL, "http://"), "")
 	for i := range len(upgradeRequest) {
 		if _, err := c.Write([]byte{upgradeRequest[i]}); err != nil {
 			t.Fatalf("byte %d: %v", i, err)

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -81,6 +82,31 @@ const (
 
 // ErrUnsupported is returned by Register where there is no poller.
 var ErrUnsupported = errors.New("poll: no poller on this platform")
+
+// Take returns a duplicate of c's socket, non-blocking, to register
+// here; the caller then closes c, which takes the socket out of Go's
+// poller.
+func Take(c syscall.Conn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		derr = err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("socket: dup: %w", derr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	return fd, nil
+}
 
 // Register starts watching fd, a non-blocking socket, for h. The socket
 // is read when it becomes readable; bytes already waiting are not
