@@ -20,6 +20,7 @@ package poll
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -247,6 +248,53 @@ type poller struct {
 type loopState struct {
 	gen  uint64
 	busy atomic.Int64 // monotonic nanoseconds when the current Read started; 0 outside Read
+	// long is a moving average of how many waits lasted over parkAfter,
+	// in 1/longScale; parkedAt is when the loop parked (0: it did not).
+	long     int64
+	parkedAt int64
+}
+
+// parkAfter is how long a wait in epoll_wait may last before Go's sysmon
+// may take the P back from it (two of its looks, 20 µs apart at the
+// least). A loop whose waits are that long parks instead; one whose waits
+// are short blocks in epoll_wait, which costs less per wait than parking
+// (the scheduler's own look at its poller, then ours).
+const (
+	parkAfter = 20 * time.Microsecond
+	longScale = 1 << 12
+	longShift = 4 // the average's weight: 1/16 per wait
+)
+
+// waitHow chooses how loops wait, for tests: by the average (waitAuto),
+// always parked, always blocking, or as if the duplicate could not be
+// made (waitNoPark).
+var waitHow atomic.Int32
+
+const (
+	waitAuto int32 = iota
+	waitPark
+	waitBlock
+	waitNoPark
+)
+
+// waited notes a wait of d nanoseconds.
+func (st *loopState) waited(d int64) {
+	st.long -= st.long >> longShift
+	if d > int64(parkAfter) {
+		st.long += longScale >> longShift
+	}
+}
+
+// parks reports whether the next wait parks: if over a quarter of the
+// recent waits were long.
+func (st *loopState) parks() bool {
+	switch waitHow.Load() {
+	case waitPark:
+		return true
+	case waitBlock:
+		return false
+	}
+	return st.long > longScale/4
 }
 
 const wakeID = 0 // the eventfd's id in the batch; registrations start at 1
@@ -361,17 +409,136 @@ var bufs = sync.Pool{New: func() any { return new([ReadBuffer]byte) }}
 
 // loop runs generation gen of the poller's loop until a newer one takes
 // over or nothing is left to watch.
+//
+// When nothing is ready, the loop waits in one of two ways. A blocking
+// epoll_wait costs least when the wait is short. But with one P
+// (GOMAXPROCS=1) Go's sysmon takes the P back from a system call that
+// spans 20 µs, and it keeps waking every 20 µs for as long as it finds
+// one to take: at 20,000 messages a second on one core that was a fifth
+// of the loop's CPU. So a loop whose recent waits were long parks its
+// goroutine on Go's own poller instead, watching the epoll instance
+// through a duplicate of epfd (an epoll fd is pollable), and its P is
+// free while it waits. The duplicate is this generation's alone: an
+// earlier generation may still be inside its RawConn.Read, finishing a
+// Read that blocked. The work runs inside RawConn.Read's callback, so a
+// readiness Go's poller notes during a batch is not lost. Where the
+// duplicate cannot be made, the loop always blocks in epoll_wait.
 func (p *poller) loop(gen uint64) {
 	st := &loopState{gen: gen}
 	p.owner.Store(st)
 	b := bufs.Get().(*[ReadBuffer]byte)
 	defer bufs.Put(b)
 	buf := b[:]
+	raw, done := p.parkable()
+	if raw == nil {
+		for p.run(st, buf) {
+			if !p.waitBlocking(gen) {
+				return
+			}
+		}
+		return
+	}
+	defer done()
+	var werr error
+	err := raw.Read(func(fd uintptr) bool {
+		if st.parkedAt != 0 {
+			st.waited(monotime() - st.parkedAt)
+			st.parkedAt = 0
+		}
+		for {
+			// First the batch in hand (a generation handed the loop
+			// over with some of it unserved) and the queued Reads.
+			if !p.run(st, buf) {
+				return true
+			}
+			n, err := epollNow(int(fd), p.events)
+			if err == nil && n == 0 {
+				if st.parks() {
+					st.parkedAt = monotime()
+					return false // park until epfd is readable
+				}
+				t := monotime()
+				n, err = epollBlock(int(fd), p.events)
+				st.waited(monotime() - t)
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			if !p.setBatch(gen, n) {
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
+	}
+}
+
+// parkable returns a RawConn for a duplicate of epfd on Go's poller, and
+// the function that closes it; nil if it cannot be made.
+func (p *poller) parkable() (syscall.RawConn, func()) {
+	p.mu.Lock()
+	epfd := p.epfd
+	fd := -1
+	if epfd >= 0 && waitHow.Load() != waitNoPark {
+		fd, _ = unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	p.mu.Unlock()
+	if fd < 0 {
+		return nil, nil
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, nil
+	}
+	f := os.NewFile(uintptr(fd), "epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil
+	}
+	return raw, func() { _ = f.Close() }
+}
+
+// setBatch makes events[:n] the batch in hand, if generation gen still
+// owns the loop.
+func (p *poller) setBatch(gen uint64, n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gen != gen {
+		return false
+	}
+	p.n, p.next = n, 0
+	return true
+}
+
+// waitBlocking waits for a batch in epoll_wait; false if generation gen
+// no longer owns the loop.
+func (p *poller) waitBlocking(gen uint64) bool {
+	p.mu.Lock()
+	epfd := p.epfd
+	p.mu.Unlock()
+	n, err := epollBlock(epfd, p.events)
+	if err != nil {
+		panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
+	}
+	return p.setBatch(gen, n)
+}
+
+// run serves the batch in hand and the queued Reads until the loop must
+// wait for epoll (true) or generation st.gen must end (false): a newer
+// one took over, or nothing is left to watch.
+func (p *poller) run(st *loopState, buf []byte) bool {
+	gen := st.gen
 	for {
 		p.mu.Lock()
 		if p.gen != gen {
 			p.mu.Unlock()
-			return
+			return false
 		}
 		if p.next < p.n {
 			ev := p.events[p.next]
@@ -395,15 +562,13 @@ func (p *poller) loop(gen uint64) {
 			epfd := p.epfd
 			p.quota = len(p.ready)
 			p.mu.Unlock()
-			n, err := unix.EpollWait(epfd, p.events, 0)
-			if err != nil && !errors.Is(err, unix.EINTR) {
+			n, err := epollNow(epfd, p.events)
+			if err != nil {
 				panic(fmt.Sprintf("poll: epoll_wait: %v", err))
 			}
-			p.mu.Lock()
-			if p.gen == gen {
-				p.n, p.next = max(n, 0), 0
+			if !p.setBatch(gen, n) {
+				return false
 			}
-			p.mu.Unlock()
 			continue
 		}
 		if len(p.ready) > 0 {
@@ -424,20 +589,35 @@ func (p *poller) loop(gen uint64) {
 			p.owner.Store(nil)
 			p.closeFDs()
 			p.mu.Unlock()
-			return
+			return false
 		}
-		epfd := p.epfd
 		p.mu.Unlock()
-		n, err := unix.EpollWait(epfd, p.events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
+		return true
+	}
+}
+
+// epollBlock waits in epoll_wait until a socket is ready.
+func epollBlock(epfd int, events []unix.EpollEvent) (int, error) {
+	for {
+		n, err := unix.EpollWait(epfd, events, -1)
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
 		}
-		p.mu.Lock()
-		p.n, p.next = n, 0
-		p.mu.Unlock()
+	}
+}
+
+// epollNow asks epoll for ready sockets without waiting. A raw system
+// call: it never blocks, so the scheduler need not hear of it.
+func epollNow(epfd int, events []unix.EpollEvent) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
 	}
 }
 

@@ -3,6 +3,8 @@ package poll
 import (
 	"bytes"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,79 +95,118 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestReadsInOrderNeverOverlapping(t *testing.T) {
-	s, _, w := pair(t, nil)
-	var want bytes.Buffer
-	for i := range 2000 {
-		b := []byte{byte(i), byte(i >> 8)}
-		want.Write(b)
-		for {
-			_, err := unix.Write(w, b)
-			if err == unix.EAGAIN {
-				time.Sleep(time.Millisecond) // the reader is behind
-				continue
+// eachWait runs test once for each way a loop may wait (see
+// loopState.parks), each on pollers started afresh.
+func eachWait(t *testing.T, test func(t *testing.T)) {
+	t.Helper()
+	for _, w := range []struct {
+		name string
+		how  int32
+	}{{"auto", waitAuto}, {"park", waitPark}, {"block", waitBlock}, {"noPark", waitNoPark}} {
+		waitIdle(t)
+		waitHow.Store(w.how)
+		t.Run(w.name, test)
+	}
+	waitIdle(t)
+	waitHow.Store(waitAuto)
+}
+
+// waitIdle waits until every poller's loop has stopped.
+func waitIdle(t *testing.T) {
+	t.Helper()
+	pick() // the pollers exist
+	waitFor(t, "the pollers to stop", func() bool {
+		for _, p := range pollers {
+			p.mu.Lock()
+			live := p.live
+			p.mu.Unlock()
+			if live {
+				return false
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
 		}
-	}
-	waitFor(t, "all bytes", func() bool { return len(s.text()) == want.Len() })
-	if s.text() != want.String() {
-		t.Fatal("bytes arrived out of order")
-	}
-	if s.overlap.Load() {
-		t.Fatal("two Reads of one registration overlapped")
-	}
+		return true
+	})
+}
+
+func TestReadsInOrderNeverOverlapping(t *testing.T) {
+	eachWait(t, func(t *testing.T) {
+		s, _, w := pair(t, nil)
+		var want bytes.Buffer
+		for i := range 2000 {
+			b := []byte{byte(i), byte(i >> 8)}
+			want.Write(b)
+			for {
+				_, err := unix.Write(w, b)
+				if err == unix.EAGAIN {
+					time.Sleep(time.Millisecond) // the reader is behind
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		waitFor(t, "all bytes", func() bool { return len(s.text()) == want.Len() })
+		if s.text() != want.String() {
+			t.Fatal("bytes arrived out of order")
+		}
+		if s.overlap.Load() {
+			t.Fatal("two Reads of one registration overlapped")
+		}
+	})
 }
 
 func TestKickReadsWhatCameBefore(t *testing.T) {
-	fds := socketpair(t)
-	if _, err := unix.Write(fds[1], []byte("early")); err != nil {
-		t.Fatal(err)
-	}
-	s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
-	r, err := Register(fds[0], s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Deregister(fds[0])
-	r.Kick()
-	waitFor(t, "the early bytes", func() bool { return s.text() == "early" })
+	eachWait(t, func(t *testing.T) {
+		fds := socketpair(t)
+		if _, err := unix.Write(fds[1], []byte("early")); err != nil {
+			t.Fatal(err)
+		}
+		s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
+		r, err := Register(fds[0], s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Deregister(fds[0])
+		r.Kick()
+		waitFor(t, "the early bytes", func() bool { return s.text() == "early" })
+	})
 }
 
 // A Read that blocks, told (Blocking) or not (the watchdog), does not
 // stop the others on its poller.
 func TestBlockedReadHandsOffTheLoop(t *testing.T) {
-	for _, hint := range []bool{true, false} {
-		t.Run(map[bool]string{true: "Blocking", false: "watchdog"}[hint], func(t *testing.T) {
-			release := make(chan struct{})
-			var reg atomic.Pointer[Registration]
-			var once sync.Once
-			_, r, w := pair(t, func() {
-				once.Do(func() {
-					if hint {
-						reg.Load().Blocking()
-					}
-					<-release
+	eachWait(t, func(t *testing.T) {
+		for _, hint := range []bool{true, false} {
+			t.Run(map[bool]string{true: "Blocking", false: "watchdog"}[hint], func(t *testing.T) {
+				release := make(chan struct{})
+				var reg atomic.Pointer[Registration]
+				var once sync.Once
+				_, r, w := pair(t, func() {
+					once.Do(func() {
+						if hint {
+							reg.Load().Blocking()
+						}
+						<-release
+					})
 				})
-			})
-			reg.Store(r)
-			if _, err := unix.Write(w, []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-			// More registrations than pollers: some share the blocked one.
-			for i := range 2*len(pollers) + 2 {
-				s, _, w2 := pair(t, nil)
-				if _, err := unix.Write(w2, []byte("hello")); err != nil {
+				reg.Store(r)
+				if _, err := unix.Write(w, []byte("x")); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, "another registration's bytes "+string(rune('0'+i)), func() bool { return s.text() == "hello" })
-			}
-			close(release)
-		})
-	}
+				// More registrations than pollers: some share the blocked one.
+				for i := range 2*len(pollers) + 2 {
+					s, _, w2 := pair(t, nil)
+					if _, err := unix.Write(w2, []byte("hello")); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "another registration's bytes "+string(rune('0'+i)), func() bool { return s.text() == "hello" })
+				}
+				close(release)
+			})
+		}
+	})
 }
 
 func TestIdlePollerStops(t *testing.T) {
@@ -202,30 +243,32 @@ func (f *flood) Writable()        {}
 // TestRequeueIsFair: a registration that always yields (a peer that
 // floods) does not keep the other sockets of its poller from being read.
 func TestRequeueIsFair(t *testing.T) {
-	fds := socketpair(t)
-	f := &flood{}
-	fr := New(f)
-	if err := fr.Add(fds[0]); err != nil {
-		t.Fatal(err)
-	}
-	defer fr.Deregister(fds[0])
-	defer f.stop.Store(true)
-	fr.Kick()
-	waitFor(t, "the flood to run", func() bool { return f.reads.Load() > 100 })
+	eachWait(t, func(t *testing.T) {
+		fds := socketpair(t)
+		f := &flood{}
+		fr := New(f)
+		if err := fr.Add(fds[0]); err != nil {
+			t.Fatal(err)
+		}
+		defer fr.Deregister(fds[0])
+		defer f.stop.Store(true)
+		fr.Kick()
+		waitFor(t, "the flood to run", func() bool { return f.reads.Load() > 100 })
 
-	// Another socket on the same poller.
-	other := socketpair(t)
-	s := &sink{fd: other[0], data: make(chan struct{}, 1)}
-	sr := New(s)
-	sr.p = fr.p
-	if err := sr.Add(other[0]); err != nil {
-		t.Fatal(err)
-	}
-	defer sr.Deregister(other[0])
-	if _, err := unix.Write(other[1], []byte("heard")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the other socket to be read beside the flood", func() bool { return s.text() == "heard" })
+		// Another socket on the same poller.
+		other := socketpair(t)
+		s := &sink{fd: other[0], data: make(chan struct{}, 1)}
+		sr := New(s)
+		sr.p = fr.p
+		if err := sr.Add(other[0]); err != nil {
+			t.Fatal(err)
+		}
+		defer sr.Deregister(other[0])
+		if _, err := unix.Write(other[1], []byte("heard")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the other socket to be read beside the flood", func() bool { return s.text() == "heard" })
+	})
 }
 
 // yielder hands its loop off, lets the new owner settle into its wait,
@@ -246,16 +289,191 @@ func (y *yielder) Read([]byte) bool {
 func (y *yielder) Writable() {}
 
 func TestYieldAfterHandOffIsReadAgain(t *testing.T) {
-	fds := socketpair(t)
-	y := &yielder{}
-	r := New(y)
-	y.r.Store(r)
-	if err := r.Add(fds[0]); err != nil {
-		t.Fatal(err)
+	eachWait(t, func(t *testing.T) {
+		fds := socketpair(t)
+		y := &yielder{}
+		r := New(y)
+		y.r.Store(r)
+		if err := r.Add(fds[0]); err != nil {
+			t.Fatal(err)
+		}
+		defer r.Deregister(fds[0])
+		if _, err := unix.Write(fds[1], []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the Read after the yield", func() bool { return y.reads.Load() >= 2 })
+	})
+}
+
+// blocker is a handler whose first Read takes its bytes, then tells the
+// poller it blocks and waits for release.
+type blocker struct {
+	fd      int
+	r       atomic.Pointer[Registration]
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blocker) Read(buf []byte) bool {
+	for {
+		if n, _ := unix.Read(b.fd, buf); n <= 0 {
+			break
+		}
 	}
-	defer r.Deregister(fds[0])
-	if _, err := unix.Write(fds[1], []byte("x")); err != nil {
-		t.Fatal(err)
+	b.once.Do(func() {
+		b.r.Load().Blocking()
+		<-b.release
+	})
+	return false
+}
+func (b *blocker) Writable() {}
+
+// sleeper is a handler whose Reads take a while (less than stallAfter).
+type sleeper struct{ fd int }
+
+func (s *sleeper) Read(buf []byte) bool {
+	for {
+		if n, _ := unix.Read(s.fd, buf); n <= 0 {
+			break
+		}
 	}
-	waitFor(t, "the Read after the yield", func() bool { return y.reads.Load() >= 2 })
+	time.Sleep(stallAfter / 2) // the loop is not taken from it
+	return false
+}
+func (s *sleeper) Writable() {}
+
+// A Read that blocks while the batch it came in holds other sockets'
+// events: the loop's next owner serves them (each was announced once).
+func TestHandOffKeepsTheBatch(t *testing.T) {
+	eachWait(t, func(t *testing.T) {
+		add := func(h Handler, fd int, on *poller) *Registration {
+			r := New(h)
+			if on != nil {
+				r.p = on
+			}
+			if err := r.Add(fd); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Deregister(fd) })
+			return r
+		}
+		slow := socketpair(t)
+		sr := add(&sleeper{fd: slow[0]}, slow[0], nil)
+		blk := socketpair(t)
+		b := &blocker{fd: blk[0], release: make(chan struct{})}
+		b.r.Store(add(b, blk[0], sr.p))
+		defer close(b.release)
+		var sinks []*sink
+		var writers []int
+		for range 3 {
+			fds := socketpair(t)
+			s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
+			add(s, fds[0], sr.p)
+			sinks = append(sinks, s)
+			writers = append(writers, fds[1])
+		}
+		// The loop is busy in the sleeper's Read while the others
+		// become readable, so they come back in one batch.
+		if _, err := unix.Write(slow[1], []byte("z")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		if _, err := unix.Write(blk[1], []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writers {
+			if _, err := unix.Write(w, []byte("s")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range sinks {
+			waitFor(t, "socket "+string(rune('0'+i))+" of the batch", func() bool { return s.text() == "s" })
+		}
+	})
+}
+
+// The average behind parks: long waits make the loop park, short ones
+// make it block again.
+func TestParksAfterLongWaits(t *testing.T) {
+	var st loopState
+	if st.parks() {
+		t.Fatal("a new loop parks")
+	}
+	long := int64(2 * parkAfter)
+	n := 0
+	for ; !st.parks(); n++ {
+		if n > 16 {
+			t.Fatal("16 long waits in a row did not make the loop park")
+		}
+		st.waited(long)
+	}
+	if n < 2 {
+		t.Fatalf("the loop parked after %d long wait(s)", n)
+	}
+	st.waited(int64(parkAfter / 4))
+	if !st.parks() {
+		t.Fatal("one short wait after a run of long ones stopped the parking")
+	}
+	for n = 0; st.parks(); n++ {
+		if n > 64 {
+			t.Fatal("64 short waits did not stop the parking")
+		}
+		st.waited(int64(parkAfter / 4))
+	}
+	// Mostly short waits with a long one now and then: blocking.
+	for i := range 200 {
+		d := int64(parkAfter / 4)
+		if i%10 == 0 {
+			d = long
+		}
+		st.waited(d)
+	}
+	if st.parks() {
+		t.Fatal("one long wait in ten made the loop park")
+	}
+}
+
+// A loop whose waits are long waits parked on Go's poller (its goroutine
+// in "IO wait"), not in a system call that holds a P; a loop made to
+// block waits in the system call.
+func TestIdleLoopWaitsParked(t *testing.T) {
+	for _, c := range []struct {
+		how   int32
+		state string
+	}{{waitAuto, "IO wait"}, {waitBlock, "syscall"}} {
+		waitIdle(t)
+		waitHow.Store(c.how)
+		t.Run(c.state, func(t *testing.T) {
+			s, _, w := pair(t, nil)
+			for i := range 20 { // long waits: a millisecond apart
+				if _, err := unix.Write(w, []byte{'a' + byte(i)}); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the byte", func() bool { return len(s.text()) == i+1 })
+				time.Sleep(time.Millisecond)
+			}
+			waitFor(t, "the loop to wait in "+c.state, func() bool { return loopGoroutineState(t) == c.state })
+		})
+	}
+	waitIdle(t)
+	waitHow.Store(waitAuto)
+}
+
+// loopGoroutineState returns the state of the poller loop's goroutine in a
+// goroutine dump ("IO wait", "syscall", ...), or "" if none.
+func loopGoroutineState(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "internal/poll.(*poller).loop(") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n")
+		if i, j := strings.Index(head, "["), strings.Index(head, "]"); i >= 0 && j > i {
+			state, _, _ := strings.Cut(head[i+1:j], ",") // "IO wait, 2 minutes"
+			return state
+		}
+	}
+	return ""
 }
