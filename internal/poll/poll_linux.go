@@ -285,7 +285,7 @@ func (st *loopState) waited(d int64) {
 	}
 }
 
-// parks reports whether the next wait parks: if over a quarter of the
+// parks reports whether the next wait parks: if over half of the
 // recent waits were long.
 func (st *loopState) parks() bool {
 	switch waitHow.Load() {
@@ -294,7 +294,7 @@ func (st *loopState) parks() bool {
 	case waitBlock:
 		return false
 	}
-	return st.long > longScale/4
+	return st.long > longScale/2
 }
 
 const wakeID = 0 // the eventfd's id in the batch; registrations start at 1
