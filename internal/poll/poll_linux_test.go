@@ -410,6 +410,9 @@ func TestParksAfterLongWaits(t *testing.T) {
 	if n < 2 {
 		t.Fatalf("the loop parked after %d long wait(s)", n)
 	}
+	for range 16 {
+		st.waited(long)
+	}
 	st.waited(int64(parkAfter / 4))
 	if !st.parks() {
 		t.Fatal("one short wait after a run of long ones stopped the parking")
@@ -420,16 +423,22 @@ func TestParksAfterLongWaits(t *testing.T) {
 		}
 		st.waited(int64(parkAfter / 4))
 	}
-	// Mostly short waits with a long one now and then: blocking.
-	for i := range 200 {
-		d := int64(parkAfter / 4)
-		if i%10 == 0 {
-			d = long
+	// A quarter of the waits long (closed-loop load has about 30%):
+	// blocking; three in four (load at a fixed rate): parking.
+	for _, c := range []struct {
+		longOf4 int
+		parks   bool
+	}{{1, false}, {3, true}} {
+		for i := range 200 {
+			d := int64(parkAfter / 4)
+			if i%4 < c.longOf4 {
+				d = long
+			}
+			st.waited(d)
 		}
-		st.waited(d)
-	}
-	if st.parks() {
-		t.Fatal("one long wait in ten made the loop park")
+		if st.parks() != c.parks {
+			t.Fatalf("with %d of 4 waits long, parks() = %v", c.longOf4, st.parks())
+		}
 	}
 }
 
