@@ -242,6 +242,8 @@ type poller struct {
 	quota int
 	woken atomic.Bool // a wake is pending in efd
 	watch *time.Timer
+	// watching: watch is armed (check runs while Reads do).
+	watching atomic.Bool
 }
 
 // loopState is one loop goroutine's, seen by the watchdog.
@@ -249,7 +251,8 @@ type loopState struct {
 	gen  uint64
 	busy atomic.Int64 // monotonic nanoseconds when the current Read started; 0 outside Read
 	// long is a moving average of how many waits lasted over parkAfter,
-	// in 1/longScale; parkedAt is when the loop parked (0: it did not).
+	// in 1/longScale; parkedAt is when the loop parked for the wait under
+	// way (0: none).
 	long     int64
 	parkedAt int64
 }
@@ -346,6 +349,7 @@ func (p *poller) start() error {
 	p.woken.Store(false)
 	p.gen++
 	go p.loop(p.gen)
+	p.watching.Store(true)
 	p.watch = time.AfterFunc(checkEvery, p.check)
 	return nil
 }
@@ -391,7 +395,9 @@ func (p *poller) handOff(gen uint64) {
 }
 
 // check is the watchdog: a Read that has held the loop for stallAfter
-// gets the loop taken from it.
+// gets the loop taken from it. It looks every checkEvery while Reads run;
+// when it finds none running it stops until the next Read arms it (see
+// runRead), so an idle poller has no timer firing.
 func (p *poller) check() {
 	if s := p.owner.Load(); s != nil {
 		if b := s.busy.Load(); b != 0 && monotime()-b > int64(stallAfter) {
@@ -399,10 +405,31 @@ func (p *poller) check() {
 		}
 	}
 	p.mu.Lock()
-	if p.live {
+	defer p.mu.Unlock()
+	if !p.live {
+		p.watching.Store(false)
+		return
+	}
+	if s := p.owner.Load(); s == nil || s.busy.Load() == 0 {
+		p.watching.Store(false)
+		// A Read that began before that store saw the watchdog armed and
+		// did not arm it: look again.
+		if s == nil || s.busy.Load() == 0 {
+			return
+		}
+		p.watching.Store(true)
+	}
+	p.watch.Reset(checkEvery)
+}
+
+// arm starts the watchdog if it has stopped.
+func (p *poller) arm() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live && !p.watching.Load() {
+		p.watching.Store(true)
 		p.watch.Reset(checkEvery)
 	}
-	p.mu.Unlock()
 }
 
 var bufs = sync.Pool{New: func() any { return new([ReadBuffer]byte) }}
@@ -441,10 +468,6 @@ func (p *poller) loop(gen uint64) {
 	defer done()
 	var werr error
 	err := raw.Read(func(fd uintptr) bool {
-		if st.parkedAt != 0 {
-			st.waited(monotime() - st.parkedAt)
-			st.parkedAt = 0
-		}
 		for {
 			// First the batch in hand (a generation handed the loop
 			// over with some of it unserved) and the queued Reads.
@@ -452,14 +475,23 @@ func (p *poller) loop(gen uint64) {
 				return true
 			}
 			n, err := epollNow(int(fd), p.events)
-			if err == nil && n == 0 {
-				if st.parks() {
+			switch {
+			case err == nil && n == 0 && st.parks():
+				// Park until epfd is readable. A wake-up that finds
+				// nothing (Go's poller saw epfd readable for events
+				// served since) parks again, still in the same wait.
+				if st.parkedAt == 0 {
 					st.parkedAt = monotime()
-					return false // park until epfd is readable
 				}
+				return false
+			case err == nil && n == 0:
+				st.parkedAt = 0
 				t := monotime()
 				n, err = epollBlock(int(fd), p.events)
 				st.waited(monotime() - t)
+			case st.parkedAt != 0:
+				st.waited(monotime() - st.parkedAt)
+				st.parkedAt = 0
 			}
 			if err != nil {
 				werr = err
@@ -648,6 +680,9 @@ func (p *poller) serve(st *loopState, r *Registration, events uint32, buf []byte
 // requeues it if it yielded.
 func (p *poller) runRead(st *loopState, r *Registration, buf []byte, gen uint64) {
 	st.busy.Store(monotime())
+	if !p.watching.Load() {
+		p.arm()
+	}
 	requeue := r.run(buf, gen)
 	st.busy.Store(0)
 	if requeue {

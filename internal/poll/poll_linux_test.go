@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -461,19 +462,21 @@ func TestIdleLoopWaitsParked(t *testing.T) {
 				waitFor(t, "the byte", func() bool { return len(s.text()) == i+1 })
 				time.Sleep(time.Millisecond)
 			}
-			waitFor(t, "the loop to wait in "+c.state, func() bool { return loopGoroutineState(t) == c.state })
+			// (A loop goroutine of an earlier test may still be ending.)
+			waitFor(t, "the loop to wait in "+c.state, func() bool { return slices.Contains(loopStates(t), c.state) })
 		})
 	}
 	waitIdle(t)
 	waitHow.Store(waitAuto)
 }
 
-// loopGoroutineState returns the state of the poller loop's goroutine in a
-// goroutine dump ("IO wait", "syscall", ...), or "" if none.
-func loopGoroutineState(t *testing.T) string {
+// loopStates returns the states of the poller loops' goroutines in a
+// goroutine dump ("IO wait", "syscall", ...).
+func loopStates(t *testing.T) []string {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
+	var states []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		if !strings.Contains(g, "internal/poll.(*poller).loop(") {
 			continue
@@ -481,8 +484,48 @@ func loopGoroutineState(t *testing.T) string {
 		head, _, _ := strings.Cut(g, "\n")
 		if i, j := strings.Index(head, "["), strings.Index(head, "]"); i >= 0 && j > i {
 			state, _, _ := strings.Cut(head[i+1:j], ",") // "IO wait, 2 minutes"
-			return state
+			states = append(states, state)
 		}
 	}
-	return ""
+	return states
+}
+
+// The watchdog stops while no Read runs, and the next Read arms it
+// again: a Read that then blocks without saying so still has the loop
+// taken from it.
+func TestWatchdogSleepsWhileIdle(t *testing.T) {
+	eachWait(t, func(t *testing.T) {
+		var block atomic.Bool
+		release := make(chan struct{})
+		defer close(release)
+		s, r, w := pair(t, func() {
+			if block.Load() {
+				<-release
+			}
+		})
+		p := r.p
+		if _, err := unix.Write(w, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the byte", func() bool { return s.text() == "x" })
+		waitFor(t, "the watchdog to stop", func() bool { return !p.watching.Load() })
+
+		block.Store(true)
+		if _, err := unix.Write(w, []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the blocking Read", func() bool { return s.text() == "xy" })
+		other := socketpair(t)
+		o := &sink{fd: other[0], data: make(chan struct{}, 1)}
+		or := New(o)
+		or.p = p
+		if err := or.Add(other[0]); err != nil {
+			t.Fatal(err)
+		}
+		defer or.Deregister(other[0])
+		if _, err := unix.Write(other[1], []byte("heard")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the other socket, read after the watchdog took the loop", func() bool { return o.text() == "heard" })
+	})
 }
