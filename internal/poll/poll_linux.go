@@ -221,9 +221,14 @@ func (r *Registration) run(buf []byte, gen uint64) (requeue bool) {
 
 // poller is one epoll instance and the loop that waits on it.
 type poller struct {
-	mu     sync.Mutex
-	epfd   int // -1 while stopped
-	efd    int // eventfd that wakes the loop
+	mu   sync.Mutex
+	epfd int // -1 while stopped
+	efd  int // eventfd that wakes the loop
+	// epf is a duplicate of epfd on Go's own poller, and epraw its
+	// RawConn: a loop parks on it (see loop). nil where it could not be
+	// made; the loop then always blocks in epoll_wait.
+	epf    *os.File
+	epraw  syscall.RawConn
 	conns  map[uint64]*Registration
 	nextID uint64
 
@@ -251,10 +256,8 @@ type loopState struct {
 	gen  uint64
 	busy atomic.Int64 // monotonic nanoseconds when the current Read started; 0 outside Read
 	// long is a moving average of how many waits lasted over parkAfter,
-	// in 1/longScale; parkedAt is when the loop parked for the wait under
-	// way (0: none).
-	long     int64
-	parkedAt int64
+	// in 1/longScale.
+	long int64
 }
 
 // parkAfter is how long a wait in epoll_wait may last before Go's sysmon
@@ -342,6 +345,7 @@ func (p *poller) start() error {
 		return fmt.Errorf("poll: epoll_ctl add eventfd: %w", err)
 	}
 	p.epfd, p.efd, p.live = epfd, efd, true
+	p.epf, p.epraw = parkable(epfd)
 	if p.events == nil {
 		p.events = make([]unix.EpollEvent, 256)
 	}
@@ -363,9 +367,12 @@ func (p *poller) stopIfIdle() {
 }
 
 func (p *poller) closeFDs() {
+	if p.epf != nil {
+		_ = p.epf.Close()
+	}
 	_ = unix.Close(p.epfd)
 	_ = unix.Close(p.efd)
-	p.epfd, p.efd = -1, -1
+	p.epfd, p.efd, p.epf, p.epraw = -1, -1, nil, nil
 }
 
 // wake interrupts the loop's wait. p.mu held.
@@ -444,83 +451,82 @@ var bufs = sync.Pool{New: func() any { return new([ReadBuffer]byte) }}
 // one to take: at 20,000 messages a second on one core that was a fifth
 // of the loop's CPU. So a loop whose recent waits were long parks its
 // goroutine on Go's own poller instead, watching the epoll instance
-// through a duplicate of epfd (an epoll fd is pollable), and its P is
-// free while it waits. The duplicate is this generation's alone: an
-// earlier generation may still be inside its RawConn.Read, finishing a
-// Read that blocked. The work runs inside RawConn.Read's callback, so a
-// readiness Go's poller notes during a batch is not lost. Where the
-// duplicate cannot be made, the loop always blocks in epoll_wait.
+// through a duplicate of epfd (an epoll fd is pollable: p.epf, one per
+// poller run), and its P is free while it waits. Where the duplicate
+// cannot be made, the loop always blocks in epoll_wait.
 func (p *poller) loop(gen uint64) {
 	st := &loopState{gen: gen}
 	p.owner.Store(st)
 	b := bufs.Get().(*[ReadBuffer]byte)
 	defer bufs.Put(b)
 	buf := b[:]
-	raw, done := p.parkable()
-	if raw == nil {
-		for p.run(st, buf) {
-			if !p.waitBlocking(gen) {
-				return
-			}
+	for p.run(st, buf) {
+		if !p.wait(st) {
+			return
 		}
-		return
 	}
-	defer done()
-	var werr error
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			// First the batch in hand (a generation handed the loop
-			// over with some of it unserved) and the queued Reads.
-			if !p.run(st, buf) {
+}
+
+// wait waits until sockets are ready and makes them the batch in hand;
+// false if generation st.gen no longer owns the loop. Only the owner
+// waits: the loop is handed off only during a Read.
+func (p *poller) wait(st *loopState) bool {
+	p.mu.Lock()
+	epfd, raw := p.epfd, p.epraw
+	p.mu.Unlock()
+	n, err := 0, error(nil)
+	parked := false
+	if raw != nil && st.parks() {
+		var since int64
+		rerr := raw.Read(func(fd uintptr) bool {
+			n, err = epollNow(int(fd), p.events)
+			if err != nil || n > 0 {
 				return true
 			}
-			n, err := epollNow(int(fd), p.events)
-			switch {
-			case err == nil && n == 0 && st.parks():
-				// Park until epfd is readable. A wake-up that finds
-				// nothing (Go's poller saw epfd readable for events
-				// served since) parks again, still in the same wait.
-				if st.parkedAt == 0 {
-					st.parkedAt = monotime()
-				}
-				return false
-			case err == nil && n == 0:
-				st.parkedAt = 0
-				t := monotime()
-				n, err = epollBlock(int(fd), p.events)
-				st.waited(monotime() - t)
-			case st.parkedAt != 0:
-				st.waited(monotime() - st.parkedAt)
-				st.parkedAt = 0
+			// Park until the epoll instance is readable. A wake-up that
+			// finds nothing (Go's poller saw it readable for events
+			// served since) parks again, in the same wait.
+			if since == 0 {
+				since = monotime()
 			}
-			if err != nil {
-				werr = err
-				return true
+			return false
+		})
+		if rerr == nil {
+			parked = true
+			if since != 0 {
+				st.waited(monotime() - since)
 			}
-			if !p.setBatch(gen, n) {
-				return true
+		} else {
+			// Go's poller would not wait for it: block from now on.
+			p.mu.Lock()
+			if p.epraw == raw {
+				p.epraw = nil
 			}
+			p.mu.Unlock()
 		}
-	})
-	if err == nil {
-		err = werr
+	}
+	if !parked {
+		n, err = epollNow(epfd, p.events)
+		if err == nil && n == 0 {
+			t := monotime()
+			n, err = epollBlock(epfd, p.events)
+			st.waited(monotime() - t)
+		}
 	}
 	if err != nil {
 		panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
 	}
+	return p.setBatch(st.gen, n)
 }
 
-// parkable returns a RawConn for a duplicate of epfd on Go's poller, and
-// the function that closes it; nil if it cannot be made.
-func (p *poller) parkable() (syscall.RawConn, func()) {
-	p.mu.Lock()
-	epfd := p.epfd
-	fd := -1
-	if epfd >= 0 && waitHow.Load() != waitNoPark {
-		fd, _ = unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+// parkable returns a duplicate of epfd on Go's poller and its RawConn;
+// nil if it cannot be made, or Go's poller will not take it.
+func parkable(epfd int) (*os.File, syscall.RawConn) {
+	if waitHow.Load() == waitNoPark {
+		return nil, nil
 	}
-	p.mu.Unlock()
-	if fd < 0 {
+	fd, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
 		return nil, nil
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
@@ -528,12 +534,19 @@ func (p *poller) parkable() (syscall.RawConn, func()) {
 		return nil, nil
 	}
 	f := os.NewFile(uintptr(fd), "epoll")
+	// NewFile keeps a descriptor Go's poller refused (EINVAL past the
+	// kernel's limit on epoll paths, ENOSPC, ENOMEM) as a blocking file,
+	// which has no deadlines.
+	if f.SetReadDeadline(time.Time{}) != nil {
+		_ = f.Close()
+		return nil, nil
+	}
 	raw, err := f.SyscallConn()
 	if err != nil {
 		_ = f.Close()
 		return nil, nil
 	}
-	return raw, func() { _ = f.Close() }
+	return f, raw
 }
 
 // setBatch makes events[:n] the batch in hand, if generation gen still
@@ -546,19 +559,6 @@ func (p *poller) setBatch(gen uint64, n int) bool {
 	}
 	p.n, p.next = n, 0
 	return true
-}
-
-// waitBlocking waits for a batch in epoll_wait; false if generation gen
-// no longer owns the loop.
-func (p *poller) waitBlocking(gen uint64) bool {
-	p.mu.Lock()
-	epfd := p.epfd
-	p.mu.Unlock()
-	n, err := epollBlock(epfd, p.events)
-	if err != nil {
-		panic(fmt.Sprintf("poll: epoll_wait: %v", err)) // EBADF/EFAULT/EINVAL: a bug here
-	}
-	return p.setBatch(gen, n)
 }
 
 // run serves the batch in hand and the queued Reads until the loop must
@@ -642,7 +642,9 @@ func epollBlock(epfd int, events []unix.EpollEvent) (int, error) {
 // call: it never blocks, so the scheduler need not hear of it.
 func epollNow(epfd int, events []unix.EpollEvent) (int, error) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		// epoll_pwait with no signal mask: arm64, riscv64 and loong64
+		// have no epoll_wait.
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
