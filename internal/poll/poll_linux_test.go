@@ -70,6 +70,21 @@ func pair(t *testing.T, onRead func()) (*sink, *Registration, int) {
 	return s, r, fds[1]
 }
 
+// sinkOn returns a sink registered on poller p (another registration's,
+// to share its loop) and the socket that writes to it.
+func sinkOn(t *testing.T, p *poller) (*sink, int) {
+	t.Helper()
+	fds := socketpair(t)
+	s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
+	r := New(s)
+	r.p = p
+	if err := r.Add(fds[0]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Deregister(fds[0]) })
+	return s, fds[1]
+}
+
 // socketpair returns a connected pair of non-blocking sockets, closed when
 // the test ends.
 func socketpair(t *testing.T) [2]int {
@@ -257,15 +272,8 @@ func TestRequeueIsFair(t *testing.T) {
 		waitFor(t, "the flood to run", func() bool { return f.reads.Load() > 100 })
 
 		// Another socket on the same poller.
-		other := socketpair(t)
-		s := &sink{fd: other[0], data: make(chan struct{}, 1)}
-		sr := New(s)
-		sr.p = fr.p
-		if err := sr.Add(other[0]); err != nil {
-			t.Fatal(err)
-		}
-		defer sr.Deregister(other[0])
-		if _, err := unix.Write(other[1], []byte("heard")); err != nil {
+		s, w := sinkOn(t, fr.p)
+		if _, err := unix.Write(w, []byte("heard")); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "the other socket to be read beside the flood", func() bool { return s.text() == "heard" })
@@ -367,11 +375,9 @@ func TestHandOffKeepsTheBatch(t *testing.T) {
 		var sinks []*sink
 		var writers []int
 		for range 3 {
-			fds := socketpair(t)
-			s := &sink{fd: fds[0], data: make(chan struct{}, 1)}
-			add(s, fds[0], sr.p)
+			s, w := sinkOn(t, sr.p)
 			sinks = append(sinks, s)
-			writers = append(writers, fds[1])
+			writers = append(writers, w)
 		}
 		// The loop is busy in the sleeper's Read while the others
 		// become readable, so they come back in one batch.
@@ -515,15 +521,8 @@ func TestWatchdogSleepsWhileIdle(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "the blocking Read", func() bool { return s.text() == "xy" })
-		other := socketpair(t)
-		o := &sink{fd: other[0], data: make(chan struct{}, 1)}
-		or := New(o)
-		or.p = p
-		if err := or.Add(other[0]); err != nil {
-			t.Fatal(err)
-		}
-		defer or.Deregister(other[0])
-		if _, err := unix.Write(other[1], []byte("heard")); err != nil {
+		o, ow := sinkOn(t, p)
+		if _, err := unix.Write(ow, []byte("heard")); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "the other socket, read after the watchdog took the loop", func() bool { return o.text() == "heard" })
