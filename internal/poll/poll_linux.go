@@ -95,18 +95,27 @@ func Take(c syscall.Conn) (int, error) {
 	fd := -1
 	var derr error
 	if err := raw.Control(func(s uintptr) {
-		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+		fd, derr = dupNonblock(int(s))
 	}); err != nil {
 		derr = err
 	}
 	if derr != nil {
-		return -1, fmt.Errorf("socket: dup: %w", derr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-		return -1, fmt.Errorf("socket: %w", err)
+		return -1, fmt.Errorf("socket: %w", derr)
 	}
 	return fd, nil
+}
+
+// dupNonblock returns a non-blocking duplicate of fd (close-on-exec).
+func dupNonblock(fd int) (int, error) {
+	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	if err := unix.SetNonblock(d, true); err != nil {
+		_ = unix.Close(d)
+		return -1, err
+	}
+	return d, nil
 }
 
 // Register starts watching fd, a non-blocking socket, for h. The socket
@@ -525,12 +534,8 @@ func parkable(epfd int) (*os.File, syscall.RawConn) {
 	if waitHow.Load() == waitNoPark {
 		return nil, nil
 	}
-	fd, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := dupNonblock(epfd)
 	if err != nil {
-		return nil, nil
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
 		return nil, nil
 	}
 	f := os.NewFile(uintptr(fd), "epoll")
