@@ -267,6 +267,15 @@ type loopState struct {
 	// long is a moving average of how many waits lasted over parkAfter,
 	// in 1/longScale.
 	long int64
+
+	// park is the callback of a parked wait (RawConn.Read), made once per
+	// loop: a closure made per wait, and what it writes, would be
+	// allocated on every wait. It leaves what it found in parkN and
+	// parkErr, and in parkSince when it began to park (0: it did not).
+	park      func(fd uintptr) bool
+	parkN     int
+	parkErr   error
+	parkSince int64
 }
 
 // parkAfter is how long a wait in epoll_wait may last before Go's sysmon
@@ -465,6 +474,19 @@ var bufs = sync.Pool{New: func() any { return new([ReadBuffer]byte) }}
 // cannot be made, the loop always blocks in epoll_wait.
 func (p *poller) loop(gen uint64) {
 	st := &loopState{gen: gen}
+	st.park = func(fd uintptr) bool {
+		st.parkN, st.parkErr = epollNow(int(fd), p.events)
+		if st.parkErr != nil || st.parkN > 0 {
+			return true
+		}
+		// Park until the epoll instance is readable. A wake-up that finds
+		// nothing (Go's poller saw it readable for events served since)
+		// parks again, in the same wait.
+		if st.parkSince == 0 {
+			st.parkSince = monotime()
+		}
+		return false
+	}
 	p.owner.Store(st)
 	b := bufs.Get().(*[ReadBuffer]byte)
 	defer bufs.Put(b)
@@ -486,24 +508,13 @@ func (p *poller) wait(st *loopState) bool {
 	n, err := 0, error(nil)
 	parked := false
 	if raw != nil && st.parks() {
-		var since int64
-		rerr := raw.Read(func(fd uintptr) bool {
-			n, err = epollNow(int(fd), p.events)
-			if err != nil || n > 0 {
-				return true
-			}
-			// Park until the epoll instance is readable. A wake-up that
-			// finds nothing (Go's poller saw it readable for events
-			// served since) parks again, in the same wait.
-			if since == 0 {
-				since = monotime()
-			}
-			return false
-		})
+		st.parkN, st.parkErr, st.parkSince = 0, nil, 0
+		rerr := raw.Read(st.park)
 		if rerr == nil {
 			parked = true
-			if since != 0 {
-				st.waited(monotime() - since)
+			n, err = st.parkN, st.parkErr
+			if st.parkSince != 0 {
+				st.waited(monotime() - st.parkSince)
 			}
 		} else {
 			// Go's poller would not wait for it: block from now on.

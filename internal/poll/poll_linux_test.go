@@ -528,3 +528,63 @@ func TestWatchdogSleepsWhileIdle(t *testing.T) {
 		waitFor(t, "the other socket, read after the watchdog took the loop", func() bool { return o.text() == "heard" })
 	})
 }
+
+// counter is a handler that takes what its socket sends and counts the
+// bytes, allocating nothing.
+type counter struct {
+	fd int
+	n  atomic.Int64
+}
+
+func (c *counter) Read(buf []byte) bool {
+	for {
+		n, err := unix.Read(c.fd, buf)
+		if n <= 0 || err != nil {
+			return false
+		}
+		c.n.Add(int64(n))
+	}
+}
+
+func (c *counter) Writable() {}
+
+// A loop allocates nothing per wait, parked or blocking: under load at a
+// fixed rate every message is a wait, and garbage there means collections
+// that stall every connection of the process.
+func TestNoAllocsPerWait(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	eachWait(t, func(t *testing.T) {
+		fds := socketpair(t)
+		c := &counter{fd: fds[0]}
+		r, err := Register(fds[0], c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Deregister(fds[0])
+		const rounds = 2000
+		send := func(i int) {
+			if _, err := unix.Write(fds[1], []byte{'x'}); err != nil {
+				t.Fatal(err)
+			}
+			// Each byte is read before the next is sent: the loop waits
+			// between them.
+			for c.n.Load() != int64(i+1) {
+				runtime.Gosched()
+			}
+		}
+		for i := range 100 { // the loop is running, its average settled
+			send(i)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := 100; i < 100+rounds; i++ {
+			send(i)
+		}
+		runtime.ReadMemStats(&after)
+		if n := after.Mallocs - before.Mallocs; n > rounds/20 {
+			t.Fatalf("%d allocations in %d waits", n, rounds)
+		}
+	})
+}
