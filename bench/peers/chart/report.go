@@ -85,6 +85,14 @@ type Result struct {
 	PerGWS      *float64 `json:"per_gws"`
 	PerBestPeer *float64 `json:"per_best_peer"`
 	PerRawTCP   *float64 `json:"per_rawtcp"`
+	// PerRawTCPSameRate is the median, over the runs, of Median's run
+	// divided by a run of the raw TCP echo driven right after it at the
+	// rate that run reached, and RawTCPSameRateUS the median of those raw
+	// runs' µs per message (CPU measures of the servers in SAME_RATE only;
+	// nil otherwise). PerRawTCP compares the server at its client's rate
+	// with the raw echo at rawload's, a higher one.
+	PerRawTCPSameRate *float64 `json:"per_rawtcp_same_rate,omitempty"`
+	RawTCPSameRateUS  *float64 `json:"rawtcp_same_rate_us,omitempty"`
 }
 
 // readReport decodes and checks a report.
