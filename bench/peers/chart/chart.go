@@ -223,6 +223,11 @@ func cpuPanel(rep *Report, ms []Measure) (*plot.Plot, error) {
 			case perRaw:
 				b.v = r.Median / raw.Results[m.ID].Median
 				b.text = fmt.Sprintf("%.2f×", b.v)
+				if r.PerRawTCPSameRate != nil {
+					// Against the raw echo at this server's own rate, not
+					// at rawload's higher one (scripts/bench-peers, SAME_RATE).
+					b.text += fmt.Sprintf(" (%.2f× at the same rate)", *r.PerRawTCPSameRate)
+				}
 			default:
 				b.v = r.Median
 				b.text = fmt.Sprintf("%.1f µs", b.v)

@@ -85,9 +85,10 @@ func TestRender(t *testing.T) {
 		wants = append(wants, m.Label)
 	}
 	wants = append(wants,
-		"1.73×",     // wschan's 1 KiB CPU over raw TCP's: 23 / 13.3
-		"14.6",      // wschan's KiB per idle connection
-		"no result", // wschan-poll has no idle figure
+		"1.73×",                          // wschan's 1 KiB CPU over raw TCP's: 23 / 13.3
+		"1.50× (1.03× at the same rate)", // wschan-poll's, and its per_rawtcp_same_rate
+		"14.6",                           // wschan's KiB per idle connection
+		"no result",                      // wschan-poll has no idle figure
 	)
 	for _, want := range wants {
 		if !has(want) {
