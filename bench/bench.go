@@ -108,6 +108,8 @@ type runner struct {
 
 	cpuMu    sync.Mutex
 	cpuStart *procSample // server sample at the warmup's end
+
+	pacer *pacer // wakes open-loop connections on schedule; nil: Go's timers
 }
 
 // shard holds the round-trip times of some connections, so that
@@ -176,6 +178,15 @@ func (r *runner) run(ctx context.Context, before procSample) (*Result, error) {
 	done := make(chan struct{})
 	defer helpers.Wait()
 	defer close(done)
+	if cfg.Rate > 0 && !cfg.Hold {
+		// Without a kernel timer (not Linux) the connections keep to the
+		// schedule with Go's timers, to about a millisecond.
+		if p, err := newPacer(r.since); err == nil {
+			r.pacer = p
+			helpers.Go(p.run)
+			defer p.close() // before helpers.Wait: it ends p.run
+		}
+	}
 	after := func(d time.Duration, f func()) {
 		helpers.Go(func() {
 			t := time.NewTimer(d)
@@ -413,7 +424,8 @@ type conn struct {
 	want     []byte        // the pattern every message is made of
 	out      []byte        // the message being sent: want with a header
 	slots    chan struct{} // one token per message that may be in flight
-	timer    *time.Timer   // for open-loop schedules
+	timer    *time.Timer   // for open-loop schedules without a pacer
+	pace     *pace         // for open-loop schedules with one
 	sent     int64         // measured messages sent
 	early    bool          // counted closed early
 
@@ -543,6 +555,19 @@ func (c *conn) sleepUntil(at time.Duration) bool {
 	d := at - c.r.since()
 	if d <= 0 {
 		return true
+	}
+	if p := c.r.pacer; p != nil {
+		if c.pace == nil {
+			c.pace = newPace()
+		}
+		p.schedule(c.pace, at)
+		select {
+		case <-c.pace.ch:
+			return true
+		case <-c.r.stop:
+		case <-c.ch.Done():
+		}
+		return false // the pacer may still tell c.pace: nobody waits on it again
 	}
 	if c.timer == nil {
 		c.timer = time.NewTimer(d)

@@ -20,7 +20,12 @@
 // from when it could be sent, so a server that falls behind shows it in the
 // latencies instead of quietly slowing the client down (coordinated
 // omission). Pipeline still caps the messages in flight per connection in
-// open loop; raise it so the cap does not bind.
+// open loop; raise it so the cap does not bind. On Linux the connections
+// wait for their scheduled times on a kernel timer (a timerfd on Go's
+// poller) and send within tens of microseconds of them. Go's own timers,
+// used elsewhere, fire up to a millisecond late in a process with nothing
+// else to do, so every send due in that millisecond goes out at once.
+// Room mode's publishers keep to Go's timers everywhere.
 //
 // Hold mode (Config.Hold) opens the connections and holds them, idle, for
 // Config.Duration, then reports how fast they opened, how many failed and

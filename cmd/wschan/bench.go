@@ -97,7 +97,10 @@ Load: --conns connections, opened at --ramp per second, each keeping
 --duration or --messages each, after --warmup (not measured). --rate sends
 on a fixed schedule instead (open loop) and times each message from when it
 was due, so a server that falls behind shows in the latencies instead of
-slowing the client down; raise --pipeline so it does not cap the rate.
+slowing the client down; raise --pipeline so it does not cap the rate. On
+Linux the sends keep to the schedule within tens of microseconds (a kernel
+timer); elsewhere Go's timers keep it to about a millisecond, so sends come
+in bursts of a millisecond's worth.
 --hold opens the connections and holds them idle: connect rate, failures,
 and with --server-pid the server's memory per connection.
 
