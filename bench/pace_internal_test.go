@@ -76,3 +76,34 @@ func TestPacerEarlierPaceRearms(t *testing.T) {
 	default:
 	}
 }
+
+// Many connections rescheduling at once, each as soon as it is told, as
+// an open-loop run does: none is left waiting (a lost wake-up would leave
+// one waiting for good).
+func TestPacerLosesNoWakeUp(t *testing.T) {
+	p := testPacer(t)
+	const conns, rounds = 200, 50
+	var wg sync.WaitGroup
+	lost := make(chan time.Duration, conns)
+	for i := range conns {
+		wg.Go(func() {
+			w := newPace()
+			for r := range rounds {
+				// Due times spread over 0–2 ms from now, some already past.
+				at := p.since() + time.Duration((i*rounds+r)%23-3)*100*time.Microsecond
+				p.schedule(w, at)
+				select {
+				case <-w.ch:
+				case <-time.After(10 * time.Second):
+					lost <- at
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(lost)
+	for at := range lost {
+		t.Errorf("a pace due at %v was not told in 10 s", at)
+	}
+}
