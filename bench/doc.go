@@ -25,7 +25,7 @@
 // poller) and send within tens of microseconds of them. Go's own timers,
 // used elsewhere, fire up to a millisecond late in a process with nothing
 // else to do, so every send due in that millisecond goes out at once.
-// Room mode's publishers keep to Go's timers everywhere.
+// Room mode's publishers wait the same way.
 //
 // Hold mode (Config.Hold) opens the connections and holds them, idle, for
 // Config.Duration, then reports how fast they opened, how many failed and

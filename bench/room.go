@@ -32,6 +32,7 @@ type roomRun struct {
 	reading  sync.WaitGroup
 	firstErr atomic.Pointer[string]
 	limited  atomic.Pointer[string]
+	pacer    *pacer // wakes publishers on schedule; nil: Go's timers
 }
 
 // roomMember is one connection: it publishes at its share of Rate and
@@ -169,11 +170,18 @@ func runRoom(ctx context.Context, cfg Config) (*Result, error) {
 	measureFrom := time.Now()
 	rr.measure.Store(true)
 	interval := time.Duration(float64(time.Second) * float64(len(rr.members)) / cfg.Rate)
+	if p, err := newPacer(func() time.Duration { return time.Since(rr.start) }); err == nil {
+		rr.pacer = p // as in echo mode: see pacer
+		go p.run()
+	}
 	for _, m := range rr.members {
 		rr.sending.Add(1)
 		go rr.publish(runCtx, m, measureFrom, interval)
 	}
 	rr.sending.Wait()
+	if rr.pacer != nil {
+		rr.pacer.close() // its run returns: the publishers are done
+	}
 	stop()
 	sent := rr.sent.Load()
 
@@ -264,14 +272,29 @@ func (rr *roomRun) message(kind byte, sender int, seq int64, at time.Duration) [
 func (rr *roomRun) publish(ctx context.Context, m *roomMember, from time.Time, interval time.Duration) {
 	defer rr.sending.Done()
 	offset := interval * time.Duration(m.id) / time.Duration(len(rr.members)) // spread the members over the interval
-	t := time.NewTimer(time.Until(from.Add(offset)))
-	defer t.Stop()
 	typ := rr.cfg.messageType()
+	var t *time.Timer
+	var w *pace
+	if rr.pacer != nil {
+		w = newPace()
+	} else {
+		t = time.NewTimer(time.Until(from.Add(offset)))
+		defer t.Stop()
+	}
 	for seq := int64(0); rr.cfg.Messages == 0 || seq < int64(rr.cfg.Messages); seq++ {
 		due := from.Add(offset + time.Duration(seq)*interval)
-		t.Reset(time.Until(due))
+		var fire <-chan struct{}
+		var tick <-chan time.Time
+		if w != nil {
+			rr.pacer.schedule(w, due.Sub(rr.start))
+			fire = w.ch
+		} else {
+			t.Reset(time.Until(due))
+			tick = t.C
+		}
 		select {
-		case <-t.C:
+		case <-fire:
+		case <-tick:
 		case <-ctx.Done():
 			return
 		}
