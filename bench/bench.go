@@ -181,10 +181,9 @@ func (r *runner) run(ctx context.Context, before procSample) (*Result, error) {
 	if cfg.Rate > 0 && !cfg.Hold {
 		// Without a kernel timer (not Linux) the connections keep to the
 		// schedule with Go's timers, to about a millisecond.
-		if p, err := newPacer(r.since); err == nil {
+		if p, err := startPacer(r.since); err == nil {
 			r.pacer = p
-			helpers.Go(p.run)
-			defer p.close() // before helpers.Wait: it ends p.run
+			defer p.close() // the connections are done by then
 		}
 	}
 	after := func(d time.Duration, f func()) {
@@ -424,8 +423,7 @@ type conn struct {
 	want     []byte        // the pattern every message is made of
 	out      []byte        // the message being sent: want with a header
 	slots    chan struct{} // one token per message that may be in flight
-	timer    *time.Timer   // for open-loop schedules without a pacer
-	pace     *pace         // for open-loop schedules with one
+	sleep    sleeper       // for open-loop schedules
 	sent     int64         // measured messages sent
 	early    bool          // counted closed early
 
@@ -453,11 +451,8 @@ func (c *conn) echo() {
 		next = c.openedAt + interval*time.Duration(c.id)/time.Duration(cfg.Conns)
 	}
 	end := cfg.Warmup + cfg.Duration
-	defer func() {
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-	}()
+	c.sleep = sleeper{p: r.pacer, since: r.since}
+	defer c.sleep.release()
 loop:
 	for seq := uint64(0); ; seq++ {
 		if cfg.Messages > 0 && c.sent >= int64(cfg.Messages) {
@@ -552,36 +547,7 @@ func (c *conn) acquire() bool {
 
 // sleepUntil waits until at (since start); false means stop.
 func (c *conn) sleepUntil(at time.Duration) bool {
-	d := at - c.r.since()
-	if d <= 0 {
-		return true
-	}
-	if p := c.r.pacer; p != nil {
-		if c.pace == nil {
-			c.pace = newPace()
-		}
-		p.schedule(c.pace, at)
-		select {
-		case <-c.pace.ch:
-			return true
-		case <-c.r.stop:
-		case <-c.ch.Done():
-		}
-		return false // the pacer may still tell c.pace: nobody waits on it again
-	}
-	if c.timer == nil {
-		c.timer = time.NewTimer(d)
-	} else {
-		c.timer.Reset(d)
-	}
-	select {
-	case <-c.timer.C:
-		return true
-	case <-c.r.stop:
-	case <-c.ch.Done():
-	}
-	c.timer.Stop()
-	return false
+	return c.sleep.until(at, c.r.stop, c.ch.Done())
 }
 
 // drain waits until every message in flight has its reply or is lost.

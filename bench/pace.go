@@ -21,6 +21,8 @@ type pacer struct {
 	mu     sync.Mutex
 	h      paceHeap
 	closed bool
+
+	done chan struct{} // closed when run returns
 }
 
 // clock is a one-shot kernel timer.
@@ -39,27 +41,27 @@ type pace struct {
 
 func newPace() *pace { return &pace{ch: make(chan struct{}, 1)} }
 
-// newPacer returns a pacer on since's clock, or an error if this system
-// has no kernel timer for it (the caller falls back to Go's timers).
-func newPacer(since func() time.Duration) (*pacer, error) {
+// startPacer starts a pacer on since's clock, or returns an error if this
+// system has no kernel timer for it (the caller falls back to Go's
+// timers). Close it once nobody waits on it.
+func startPacer(since func() time.Duration) (*pacer, error) {
 	clk, err := newClock()
 	if err != nil {
 		return nil, err
 	}
-	return &pacer{since: since, clk: clk}, nil
+	p := &pacer{since: since, clk: clk, done: make(chan struct{})}
+	go p.run()
+	return p, nil
 }
 
 // run wakes the connections whose time has come, until close.
 func (p *pacer) run() {
+	defer close(p.done)
 	for p.clk.wait() == nil {
 		p.mu.Lock()
 		now := p.since()
 		for len(p.h) > 0 && p.h[0].at <= now {
-			w := heap.Pop(&p.h).(*pace)
-			select {
-			case w.ch <- struct{}{}:
-			default:
-			}
+			heap.Pop(&p.h).(*pace).tell()
 		}
 		if len(p.h) > 0 {
 			p.armLocked(p.h[0].at - now)
@@ -90,22 +92,80 @@ func (p *pacer) armLocked(d time.Duration) {
 		// Not expected (the timer is ours and open): wake everyone who
 		// waits now rather than never.
 		for _, w := range p.h {
-			select {
-			case w.ch <- struct{}{}:
-			default:
-			}
+			w.tell()
 		}
 		p.h = p.h[:0]
 	}
 }
 
-// close stops run; connections still waiting are not woken (the run is
-// over for them: they wait on its stop too).
+// close stops the pacer and waits for its goroutine; connections still
+// waiting are not woken (the run is over for them: they wait on its stop
+// too).
 func (p *pacer) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	_ = p.clk.close()
+	<-p.done
+}
+
+// tell wakes w's owner; a wake it has not taken yet stands for this one.
+func (w *pace) tell() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// A sleeper waits for the times of one schedule, one at a time: on the
+// pacer when there is one (p), else on a Go timer.
+type sleeper struct {
+	p     *pacer
+	since func() time.Duration // the schedule's clock
+	w     *pace
+	t     *time.Timer
+}
+
+// until waits until at, on since's clock; false if stop or end is closed
+// first. A time already past returns true at once.
+func (s *sleeper) until(at time.Duration, stop, end <-chan struct{}) bool {
+	d := at - s.since()
+	if d <= 0 {
+		return true
+	}
+	var fire <-chan struct{}
+	var tick <-chan time.Time
+	if s.p != nil {
+		if s.w == nil {
+			s.w = newPace()
+		}
+		s.p.schedule(s.w, at)
+		fire = s.w.ch
+	} else {
+		if s.t == nil {
+			s.t = time.NewTimer(d)
+		} else {
+			s.t.Reset(d)
+		}
+		tick = s.t.C
+	}
+	select {
+	case <-fire:
+		return true
+	case <-tick:
+		return true
+	case <-stop:
+	case <-end:
+	}
+	s.release()
+	return false // the pacer may still tell s.w: nobody waits on it again
+}
+
+// release stops the sleeper's timer, if it has one.
+func (s *sleeper) release() {
+	if s.t != nil {
+		s.t.Stop()
+	}
 }
 
 // paceHeap orders paces by due time.

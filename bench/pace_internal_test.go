@@ -12,19 +12,14 @@ import (
 func testPacer(t *testing.T) *pacer {
 	t.Helper()
 	start := time.Now()
-	p, err := newPacer(func() time.Duration { return time.Since(start) })
+	p, err := startPacer(func() time.Duration { return time.Since(start) })
 	if errors.Is(err, errors.ErrUnsupported) {
 		t.Skip(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(p.run)
-	t.Cleanup(func() {
-		p.close()
-		wg.Wait() // run ends with close (goleak checks the rest)
-	})
+	t.Cleanup(p.close) // waits for its goroutine (goleak checks the rest)
 	return p
 }
 

@@ -35,6 +35,8 @@ type roomRun struct {
 	pacer    *pacer // wakes publishers on schedule; nil: Go's timers
 }
 
+func (rr *roomRun) since() time.Duration { return time.Since(rr.start) }
+
 // roomMember is one connection: it publishes at its share of Rate and
 // checks every message it receives.
 type roomMember struct {
@@ -170,9 +172,8 @@ func runRoom(ctx context.Context, cfg Config) (*Result, error) {
 	measureFrom := time.Now()
 	rr.measure.Store(true)
 	interval := time.Duration(float64(time.Second) * float64(len(rr.members)) / cfg.Rate)
-	if p, err := newPacer(func() time.Duration { return time.Since(rr.start) }); err == nil {
+	if p, err := startPacer(rr.since); err == nil {
 		rr.pacer = p // as in echo mode: see pacer
-		go p.run()
 	}
 	for _, m := range rr.members {
 		rr.sending.Add(1)
@@ -180,7 +181,7 @@ func runRoom(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	rr.sending.Wait()
 	if rr.pacer != nil {
-		rr.pacer.close() // its run returns: the publishers are done
+		rr.pacer.close() // the publishers are done
 	}
 	stop()
 	sent := rr.sent.Load()
@@ -273,29 +274,11 @@ func (rr *roomRun) publish(ctx context.Context, m *roomMember, from time.Time, i
 	defer rr.sending.Done()
 	offset := interval * time.Duration(m.id) / time.Duration(len(rr.members)) // spread the members over the interval
 	typ := rr.cfg.messageType()
-	var t *time.Timer
-	var w *pace
-	if rr.pacer != nil {
-		w = newPace()
-	} else {
-		t = time.NewTimer(time.Until(from.Add(offset)))
-		defer t.Stop()
-	}
+	sleep := sleeper{p: rr.pacer, since: rr.since}
+	defer sleep.release()
 	for seq := int64(0); rr.cfg.Messages == 0 || seq < int64(rr.cfg.Messages); seq++ {
 		due := from.Add(offset + time.Duration(seq)*interval)
-		var fire <-chan struct{}
-		var tick <-chan time.Time
-		if w != nil {
-			rr.pacer.schedule(w, due.Sub(rr.start))
-			fire = w.ch
-		} else {
-			t.Reset(time.Until(due))
-			tick = t.C
-		}
-		select {
-		case <-fire:
-		case <-tick:
-		case <-ctx.Done():
+		if !sleep.until(due.Sub(rr.start), ctx.Done(), nil) {
 			return
 		}
 		if err := m.ch.Send(ctx, typ, rr.message('R', m.id, seq, due.Sub(rr.start))); err != nil {
